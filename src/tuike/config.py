@@ -1,0 +1,94 @@
+"""Settings: one typed object read from TUIKE_* environment variables.
+
+Every field is documented in docs/settings.md (a test fails when one is missing).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    """The settings of one tuike installation."""
+
+    model_config = SettingsConfigDict(env_prefix="TUIKE_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment kind; production refuses default secrets."
+    )
+    database_url: str = Field(
+        "sqlite:///./var/tuike.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
+    )
+    database_echo: bool = Field(False, description="Log every SQL statement (debugging).")
+    secret_key: str = Field(
+        DEV_SECRET, description="Signs sessions and CSRF tokens; must be set in production."
+    )
+    privacy_salt: str = Field(
+        DEV_SECRET,
+        description="Salt for hashed IPs, visitor keys and customer ids; set in production.",
+    )
+    ip_storage: Literal["full", "truncated", "hashed"] = Field(
+        "truncated",
+        description="How click IPs are kept: full, truncated (/24 or /48) or hashed.",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL under which the tracker is reached, used to print links.",
+    )
+    country_header: str = Field(
+        "",
+        description="Request header a CDN sets with the visitor's country (CF-IPCountry); "
+        "empty means no country is recorded.",
+    )
+    unique_window_hours: int = Field(
+        24, ge=1, description="A visitor's repeat clicks on a link count once in this window."
+    )
+    unique_cache_size: int = Field(
+        1_000_000, ge=1000, description="Visitors remembered for unique-click detection."
+    )
+    approve_interval_seconds: int = Field(
+        60,
+        ge=0,
+        description="How often `tuike serve` approves conversions whose lock period has "
+        "passed; 0 turns the in-process job off (run `tuike approve-due` from cron).",
+    )
+    max_future_seconds: int = Field(
+        3600, ge=0, description="How far in the future a conversion's occurred_at may lie."
+    )
+    default_timezone: str = Field(
+        "Asia/Shanghai", description="Time zone for new merchants, affiliates and reports."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env == "production":
+            for name in ("secret_key", "privacy_salt"):
+                if getattr(self, name) == DEV_SECRET:
+                    raise ValueError(f"TUIKE_{name.upper()} must be set in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Tell whether the database is embedded SQLite."""
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """Return the SQLite file path, if the database is a SQLite file."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split("///", 1)[-1]
+        return None if path in ("", ":memory:") else Path(path)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the settings read from the environment (cached)."""
+    return Settings()

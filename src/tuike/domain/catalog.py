@@ -1,0 +1,144 @@
+"""The catalog: merchants, programs, affiliates and what ties them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tuike.domain.commission import CommissionPlan
+
+CHANNEL_KINDS = ("website", "sns", "forum", "im", "blog", "app")
+MEMBERSHIP_STATUSES = ("applied", "approved", "rejected", "banned")
+MEMBERSHIP_MOVES: dict[str, frozenset[str]] = {
+    "applied": frozenset({"approved", "rejected"}),
+    "approved": frozenset({"banned"}),
+    "rejected": frozenset({"approved"}),
+    "banned": frozenset({"approved"}),
+}
+ACTIVE, PAUSED = "active", "paused"
+ROLES = ("operator", "merchant", "affiliate", "program")
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    """A shop or app that runs affiliate programs."""
+
+    id: int
+    name: str
+    timezone: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """An affiliate program: what a merchant pays for, and how clicks land."""
+
+    id: int
+    public_id: str
+    merchant_id: int
+    name: str
+    currency: str
+    landing_url: str
+    fallback_url: str | None
+    allowed_domains: tuple[str, ...]
+    click_param: str
+    cookie_days: int
+    lock_days: int
+    plan: CommissionPlan
+    status: str
+    require_signature: bool
+    pixel_pending_review: bool
+    category: str
+    timezone: str
+    created_at: datetime
+
+    @property
+    def cookie_window(self) -> timedelta:
+        """Return the attribution window."""
+        return timedelta(days=self.cookie_days)
+
+    @property
+    def active(self) -> bool:
+        """Tell whether the program takes traffic."""
+        return self.status == ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """Where an affiliate promotes: a website, SNS account, forum, IM group, blog or app."""
+
+    id: int
+    affiliate_id: int
+    kind: str
+    name: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Affiliate:
+    """A publisher who promotes programs and earns commissions."""
+
+    id: int
+    name: str
+    email: str
+    status: str
+    timezone: str
+    created_at: datetime
+    channels: tuple[Channel, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """An affiliate's standing in a program, and its commission group."""
+
+    id: int
+    program_id: int
+    affiliate_id: int
+    status: str
+    group: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Creative:
+    """A banner, text link or QR image a program offers its affiliates."""
+
+    id: int
+    program_id: int
+    kind: str
+    name: str
+    image_url: str | None
+    landing_url: str | None
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A tracking link: one affiliate, one program, optional creative, deep link and subs."""
+
+    id: int
+    code: str
+    program_id: int
+    affiliate_id: int
+    creative_id: int | None
+    landing_url: str | None
+    subs: tuple[str, str, str, str, str]
+    status: str
+    created_at: datetime
+
+    @property
+    def active(self) -> bool:
+        """Tell whether the link takes traffic."""
+        return self.status == ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Coupon:
+    """A coupon code owned by an affiliate; orders using it are attributed to them."""
+
+    id: int
+    program_id: int
+    affiliate_id: int
+    code: str

@@ -1,0 +1,36 @@
+"""Privacy: how IP addresses and customer ids are kept."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+
+IP_MODES = ("full", "truncated", "hashed")
+
+
+def store_ip(ip: str | None, mode: str, salt: str) -> str | None:
+    """Return the IP as stored under a privacy mode: full, truncated (/24, /48) or hashed."""
+    if not ip:
+        return None
+    if mode == "full":
+        return ip
+    if mode == "hashed":
+        return "h:" + hmac.new(salt.encode(), ip.encode(), hashlib.sha256).hexdigest()[:32]
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
+
+
+def hash_customer_id(customer_id: str, salt: str) -> str:
+    """Return the salted hash kept instead of a merchant's customer id."""
+    return hmac.new(salt.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
+
+
+def visitor_key(*, visitor_cookie: str | None, ip: str | None, user_agent: str, salt: str) -> str:
+    """Return a stable, non-reversible key for a visitor (cookie if any, else IP + UA)."""
+    basis = f"v:{visitor_cookie}" if visitor_cookie else f"a:{ip}|{user_agent}"
+    return hmac.new(salt.encode(), basis.encode(), hashlib.sha256).hexdigest()[:32]

@@ -1,0 +1,314 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations are generated from it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from tuike.storage.types import BigId, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _subs() -> list[Column]:
+    return [Column(f"sub{i}", String(255), nullable=False, server_default="") for i in range(1, 6)]
+
+
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+programs = Table(
+    "programs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("landing_url", String(2048), nullable=False),
+    Column("fallback_url", String(2048)),
+    Column("allowed_domains", JSON, nullable=False),
+    Column("click_param", String(40), nullable=False, server_default="tk_click"),
+    Column("cookie_days", Integer, nullable=False),
+    Column("lock_days", Integer, nullable=False),
+    Column("commission_plan", JSON, nullable=False),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("postback_secret", String(64), nullable=False),
+    Column("require_signature", Boolean, nullable=False, server_default="0"),
+    Column("pixel_pending_review", Boolean, nullable=False, server_default="0"),
+    Column("category", String(64), nullable=False, server_default=""),
+    Column("timezone", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+affiliates = Table(
+    "affiliates",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("timezone", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("url", String(2048), nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("group", String(40), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("program_id", "affiliate_id", name="uq_memberships_program_affiliate"),
+)
+
+creatives = Table(
+    "creatives",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("image_url", String(2048)),
+    Column("landing_url", String(2048)),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False, index=True),
+    Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), nullable=False, index=True),
+    Column("creative_id", BigInteger, ForeignKey("creatives.id")),
+    Column("landing_url", String(2048)),
+    *_subs(),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), nullable=False, index=True),
+    Column("code", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("program_id", "code", name="uq_coupons_program_code"),
+)
+
+clicks = Table(
+    "clicks",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("clicked_at", UTCDateTime(), nullable=False, index=True),
+    Column("program_id", BigInteger, nullable=False),
+    Column("link_id", BigInteger, nullable=False),
+    Column("affiliate_id", BigInteger, nullable=False),
+    Column("creative_id", BigInteger),
+    *_subs(),
+    Column("aff_click_id", String(255), nullable=False, server_default=""),
+    Column("landing_url", String(2048), nullable=False),
+    Column("ip", String(64)),
+    Column("user_agent", String(512), nullable=False, server_default=""),
+    Column("referer", String(2048), nullable=False, server_default=""),
+    Column("country", String(2), nullable=False, server_default=""),
+    Column("device", String(16), nullable=False, server_default=""),
+    Column("visitor", String(32), nullable=False),
+    Column("is_unique", Boolean, nullable=False),
+    Column("is_bot", Boolean, nullable=False),
+)
+
+conversions = Table(
+    "conversions",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), index=True),
+    Column("membership_group", String(40), nullable=False, server_default=""),
+    Column("click_id", String(26)),
+    Column("link_id", BigInteger),
+    Column("creative_id", BigInteger),
+    *_subs(),
+    Column("aff_click_id", String(255), nullable=False, server_default=""),
+    Column("country", String(2), nullable=False, server_default=""),
+    Column("device", String(16), nullable=False, server_default=""),
+    Column("attribution", String(16), nullable=False),
+    Column("attribution_note", String(500), nullable=False, server_default=""),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("refunded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("original_commission_minor", BigInteger, nullable=False),
+    Column("commission_minor", BigInteger, nullable=False),
+    Column("items", JSON),
+    Column("coupon", String(64)),
+    Column("customer_hash", String(64)),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("program_id", "event", "order_id", name="uq_conversions_order"),
+    Index("ix_conversions_status_occurred", "status", "occurred_at"),
+)
+
+conversion_events = Table(
+    "conversion_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("conversion_id", String(26), ForeignKey("conversions.id"), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("refunded_minor", BigInteger, nullable=False),
+    Column("commission_minor", BigInteger, nullable=False),
+    Column("commission_delta_minor", BigInteger, nullable=False),
+    Column("source", String(16), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("owner_id", BigInteger),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("owner_id", BigInteger),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("principal", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("principal", "key", name="uq_idempotency_keys_principal_key"),
+)
+
+ROLLUP_KEYS = (
+    "hour",
+    "program_id",
+    "affiliate_id",
+    "link_id",
+    "creative_id",
+    "sub1",
+    "sub2",
+    "sub3",
+    "sub4",
+    "sub5",
+    "country",
+    "device",
+)
+
+
+def _rollup_keys() -> list[Column]:
+    return [
+        Column("hour", UTCDateTime(), nullable=False),
+        Column("program_id", BigInteger, nullable=False),
+        Column("affiliate_id", BigInteger, nullable=False),
+        Column("link_id", BigInteger, nullable=False),
+        Column("creative_id", BigInteger, nullable=False),
+        *_subs(),
+        Column("country", String(2), nullable=False, server_default=""),
+        Column("device", String(16), nullable=False, server_default=""),
+    ]
+
+
+# Counters per hour x program x affiliate x link x creative x subs x country x device.
+# 0 and "" stand for "none" so that the unique key holds (NULLs are never equal).
+click_rollups = Table(
+    "click_rollups",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    *_rollup_keys(),
+    Column("impressions", BigInteger, nullable=False, server_default="0"),
+    Column("clicks", BigInteger, nullable=False, server_default="0"),
+    Column("unique_clicks", BigInteger, nullable=False, server_default="0"),
+    Column("bot_clicks", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint(*ROLLUP_KEYS, name="uq_click_rollups_key"),
+    Index("ix_click_rollups_program_hour", "program_id", "hour"),
+    Index("ix_click_rollups_affiliate_hour", "affiliate_id", "hour"),
+)
+
+CONVERSION_ROLLUP_KEYS = (*ROLLUP_KEYS, "event", "status", "currency")
+
+conversion_rollups = Table(
+    "conversion_rollups",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    *_rollup_keys(),
+    Column("event", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("conversions", BigInteger, nullable=False, server_default="0"),
+    Column("amount_minor", BigInteger, nullable=False, server_default="0"),
+    Column("commission_minor", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint(*CONVERSION_ROLLUP_KEYS, name="uq_conversion_rollups_key"),
+    Index("ix_conversion_rollups_program_hour", "program_id", "hour"),
+    Index("ix_conversion_rollups_affiliate_hour", "affiliate_id", "hour"),
+)

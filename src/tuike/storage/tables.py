@@ -250,6 +250,14 @@ idempotency_keys = Table(
     UniqueConstraint("principal", "key", name="uq_idempotency_keys_principal_key"),
 )
 
+# Version counters that in-process caches poll to learn of changes made by other workers.
+cache_versions = Table(
+    "cache_versions",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 ROLLUP_KEYS = (
     "hour",
     "program_id",

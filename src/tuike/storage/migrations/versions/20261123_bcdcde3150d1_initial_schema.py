@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 787bfe00818a
+Revision ID: bcdcde3150d1
 Revises:
-Create Date: 2026-11-23 17:08:28.421545
+Create Date: 2026-11-23 17:11:35.833537
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 import tuike.storage.types
 
-revision: str = "787bfe00818a"
+revision: str = "bcdcde3150d1"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -56,6 +56,12 @@ def upgrade() -> None:
         sa.Column("revoked_at", tuike.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
+    )
+    op.create_table(
+        "cache_versions",
+        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_cache_versions")),
     )
     op.create_table(
         "click_rollups",
@@ -539,6 +545,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_click_rollups_affiliate_hour")
 
     op.drop_table("click_rollups")
+    op.drop_table("cache_versions")
     op.drop_table("api_keys")
     op.drop_table("affiliates")
     # ### end Alembic commands ###

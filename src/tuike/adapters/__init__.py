@@ -1,0 +1,1 @@
+"""Ports to the outside world, with real and null implementations chosen by settings."""

@@ -1,0 +1,82 @@
+"""The click decision: where a click lands, and what is recorded of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tuike.domain.catalog import Link, Program
+from tuike.domain.errors import InvalidField
+from tuike.domain.landing import check_deep_link, with_query_param
+
+SUB_MAX = 255
+
+
+@dataclass(frozen=True, slots=True)
+class ClickParams:
+    """What the visitor's request carries."""
+
+    subs: tuple[str, str, str, str, str]
+    deep_link: str | None
+    aff_click_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClickRecord:
+    """One click as stored."""
+
+    id: str
+    clicked_at: datetime
+    program_id: int
+    link_id: int
+    affiliate_id: int
+    creative_id: int | None
+    subs: tuple[str, str, str, str, str]
+    aff_click_id: str
+    landing_url: str
+    ip: str | None
+    user_agent: str
+    referer: str
+    country: str
+    device: str
+    visitor: str
+    is_unique: bool
+    is_bot: bool
+
+
+def parse_click_params(query: dict[str, str]) -> ClickParams:
+    """Validate the optional query parameters of a click (raises InvalidField)."""
+    subs = []
+    for i in range(1, 6):
+        value = query.get(f"sub{i}", "")
+        if len(value) > SUB_MAX:
+            raise InvalidField(f"sub{i}", f"must be at most {SUB_MAX} characters")
+        subs.append(value)
+    aff_click_id = query.get("aff_click_id", "")
+    if len(aff_click_id) > SUB_MAX:
+        raise InvalidField("aff_click_id", f"must be at most {SUB_MAX} characters")
+    return ClickParams(
+        subs=(subs[0], subs[1], subs[2], subs[3], subs[4]),
+        deep_link=query.get("url") or None,
+        aff_click_id=aff_click_id,
+    )
+
+
+def merge_subs(
+    link_subs: tuple[str, str, str, str, str], click_subs: tuple[str, str, str, str, str]
+) -> tuple[str, str, str, str, str]:
+    """Return the sub ids of a click: those in the request win over the link's own."""
+    merged = [c or s for s, c in zip(link_subs, click_subs, strict=True)]
+    return (merged[0], merged[1], merged[2], merged[3], merged[4])
+
+
+def landing_for(program: Program, link: Link, params: ClickParams) -> str:
+    """Return the URL a click lands on, before the click id is added."""
+    if params.deep_link:
+        return check_deep_link(params.deep_link, program.allowed_domains, "url")
+    return link.landing_url or program.landing_url
+
+
+def redirect_url(program: Program, landing: str, click_id: str) -> str:
+    """Return the landing URL decorated with the click id."""
+    return with_query_param(landing, program.click_param, click_id)

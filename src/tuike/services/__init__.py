@@ -1,0 +1,1 @@
+"""Use cases: one verb, one transaction (the caller opens it with ``db.write()``)."""

@@ -1,0 +1,262 @@
+"""Clicks: resolving a code from an in-process cache, and recording clicks with rollups."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, insert
+
+from tuike.adapters.useragent import classify
+from tuike.domain import ids
+from tuike.domain.catalog import Link, Program
+from tuike.domain.privacy import store_ip, visitor_key
+from tuike.domain.tracking import (
+    ClickParams,
+    ClickRecord,
+    landing_for,
+    merge_subs,
+    redirect_url,
+)
+from tuike.storage import catalog as repo
+from tuike.storage import tables as t
+from tuike.storage import versions
+from tuike.storage.db import Database, upsert_add
+
+CATALOG = "catalog"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A link with its program and whether the affiliate may still send traffic."""
+
+    link: Link
+    program: Program
+    membership_ok: bool
+
+    @property
+    def live(self) -> bool:
+        """Tell whether the click goes to the landing page (else fallback or 410)."""
+        return self.link.active and self.program.active and self.membership_ok
+
+
+class LinkCache:
+    """Link codes resolved in memory, bounded, dropped when the catalog version moves.
+
+    The version counter is read at most once per ``poll_seconds``, so a change made by
+    another worker is seen within that time and a cache hit costs no database read.
+    """
+
+    def __init__(self, db: Database, *, max_entries: int = 100_000, poll_seconds: float = 1.0):
+        self._db = db
+        self._max = max_entries
+        self._poll = poll_seconds
+        self._entries: OrderedDict[str, Resolved | None] = OrderedDict()
+        self._version = -1
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _maybe_invalidate(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self._poll:
+            return
+        with self._db.read() as conn:
+            version = versions.current(conn, CATALOG)
+        with self._lock:
+            self._checked = now
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
+
+    def invalidate(self) -> None:
+        """Forget everything (the next lookup re-reads the version)."""
+        with self._lock:
+            self._entries.clear()
+            self._checked = 0.0
+
+    def resolve(self, code: str) -> Resolved | None:
+        """Return the link behind a code, or None when there is no such code."""
+        self._maybe_invalidate()
+        with self._lock:
+            if code in self._entries:
+                self._entries.move_to_end(code)
+                return self._entries[code]
+        resolved = self._load(code)
+        with self._lock:
+            self._entries[code] = resolved
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return resolved
+
+    def _load(self, code: str) -> Resolved | None:
+        with self._db.read() as conn:
+            link = repo.get_link_by_code(conn, code)
+            if link is None:
+                return None
+            program = repo.get_program(conn, link.program_id)
+            membership = repo.get_membership(conn, link.program_id, link.affiliate_id)
+        assert program is not None
+        return Resolved(
+            link=link,
+            program=program,
+            membership_ok=membership is not None and membership.status == "approved",
+        )
+
+
+class UniqueFilter:
+    """Remembers (link, visitor) pairs for a window; bounded, oldest forgotten first."""
+
+    def __init__(self, *, window: timedelta, max_entries: int) -> None:
+        self._window = window.total_seconds()
+        self._max = max_entries
+        self._seen: OrderedDict[tuple[int, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, link_id: int, visitor: str, at: datetime) -> bool:
+        """Return True if this is the visitor's first click on the link inside the window."""
+        now = at.timestamp()
+        key = (link_id, visitor)
+        with self._lock:
+            first = self._seen.get(key)
+            if first is not None and now - first < self._window:
+                return False
+            self._seen[key] = now
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._max:
+                self._seen.popitem(last=False)
+            return True
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """What the tracker knows of the visitor making a click."""
+
+    ip: str | None
+    user_agent: str
+    referer: str
+    country: str
+    visitor_cookie: str | None
+
+
+def build_click(
+    resolved: Resolved,
+    params: ClickParams,
+    visit: Visit,
+    *,
+    at: datetime,
+    ip_storage: str,
+    privacy_salt: str,
+    uniques: UniqueFilter,
+) -> ClickRecord:
+    """Apply the click rules to one visit: landing URL, device, bot flag, uniqueness.
+
+    Raises InvalidField for a deep link outside the program's allowed domains.
+    """
+    link, program = resolved.link, resolved.program
+    landing = landing_for(program, link, params)
+    click_id = ids.new_ulid(at)
+    device, is_bot = classify(visit.user_agent)
+    visitor = visitor_key(
+        visitor_cookie=visit.visitor_cookie,
+        ip=visit.ip,
+        user_agent=visit.user_agent,
+        salt=privacy_salt,
+    )
+    return ClickRecord(
+        id=click_id,
+        clicked_at=at,
+        program_id=program.id,
+        link_id=link.id,
+        affiliate_id=link.affiliate_id,
+        creative_id=link.creative_id,
+        subs=merge_subs(link.subs, params.subs),
+        aff_click_id=params.aff_click_id,
+        landing_url=redirect_url(program, landing, click_id),
+        ip=store_ip(visit.ip, ip_storage, privacy_salt),
+        user_agent=visit.user_agent[:512],
+        referer=visit.referer[:2048],
+        country=(visit.country or "")[:2].upper(),
+        device=device,
+        visitor=visitor,
+        is_unique=not is_bot and uniques.check(link.id, visitor, at),
+        is_bot=is_bot,
+    )
+
+
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def record_clicks(conn: Connection, records: Sequence[ClickRecord]) -> None:
+    """Insert clicks and add them to the hourly rollups, aggregated per batch."""
+    if not records:
+        return
+    rows = []
+    counts: Counter[tuple] = Counter()
+    uniques: Counter[tuple] = Counter()
+    bots: Counter[tuple] = Counter()
+    for c in records:
+        rows.append(
+            {
+                "id": c.id,
+                "clicked_at": c.clicked_at,
+                "program_id": c.program_id,
+                "link_id": c.link_id,
+                "affiliate_id": c.affiliate_id,
+                "creative_id": c.creative_id,
+                "sub1": c.subs[0],
+                "sub2": c.subs[1],
+                "sub3": c.subs[2],
+                "sub4": c.subs[3],
+                "sub5": c.subs[4],
+                "aff_click_id": c.aff_click_id,
+                "landing_url": c.landing_url[:2048],
+                "ip": c.ip,
+                "user_agent": c.user_agent[:512],
+                "referer": c.referer[:2048],
+                "country": c.country,
+                "device": c.device,
+                "visitor": c.visitor,
+                "is_unique": c.is_unique,
+                "is_bot": c.is_bot,
+            }
+        )
+        key = (
+            _hour(c.clicked_at),
+            c.program_id,
+            c.affiliate_id,
+            c.link_id,
+            c.creative_id or 0,
+            *c.subs,
+            c.country,
+            c.device,
+        )
+        if c.is_bot:
+            bots[key] += 1
+            counts[key] += 0
+        else:
+            counts[key] += 1
+            if c.is_unique:
+                uniques[key] += 1
+    conn.execute(insert(t.clicks), rows)
+    rollups = [
+        dict(zip(t.ROLLUP_KEYS, key, strict=True))
+        | {
+            "impressions": 0,
+            "clicks": n,
+            "unique_clicks": uniques[key],
+            "bot_clicks": bots[key],
+        }
+        for key, n in counts.items()
+    ]
+    upsert_add(
+        conn,
+        t.click_rollups,
+        t.ROLLUP_KEYS,
+        rollups,
+        ("impressions", "clicks", "unique_clicks", "bot_clicks"),
+    )

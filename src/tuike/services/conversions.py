@@ -1,0 +1,542 @@
+"""Conversions: validate, attribute, compute the commission, store once, move the status.
+
+One call is one transaction (the caller opens ``db.write()``). Idempotency rests on the
+unique key (program, event, order_id): a concurrent duplicate either finds the row or
+loses the INSERT ... ON CONFLICT DO NOTHING race and then finds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from tuike.domain import attribution as attr
+from tuike.domain import ids
+from tuike.domain.catalog import Program
+from tuike.domain.commission import EVENT_KEY, Item, compute_commission
+from tuike.domain.errors import Conflict, InvalidField
+from tuike.domain.lifecycle import (
+    APPROVED,
+    INITIAL_STATUSES,
+    PENDING,
+    ConversionState,
+    apply_status,
+    check_status,
+    initial_commission,
+)
+from tuike.domain.money import check_currency, from_minor, parse_amount, to_minor
+from tuike.domain.privacy import hash_customer_id
+from tuike.services.clock import utcnow
+from tuike.storage import catalog as repo
+from tuike.storage import tables as t
+from tuike.storage.db import insert_for, upsert_add
+
+SOURCES = ("api", "postback", "pixel")
+MAX_ITEMS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionRequest:
+    """A validated conversion request."""
+
+    event: str
+    order_id: str
+    click_id: str | None
+    cookie_click_id: str | None
+    amount: Decimal
+    currency: str
+    status: str
+    refund_amount: Decimal | None
+    items: tuple[Item, ...]
+    coupon: str | None
+    customer_id: str | None
+    occurred_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionResult:
+    """The answer to a conversion request: HTTP status and JSON body."""
+
+    http_status: int
+    body: dict[str, Any]
+
+
+def _str_field(data: Mapping[str, Any], name: str, max_len: int, required: bool = False) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise InvalidField(name, "is required")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidField(name, "must be a string")
+    value = value.strip()
+    if len(value) > max_len:
+        raise InvalidField(name, f"must be at most {max_len} characters")
+    if any(ord(ch) < 32 for ch in value):
+        raise InvalidField(name, "must not contain control characters")
+    return value
+
+
+def _parse_time(raw: Any, now: datetime, max_future: timedelta) -> datetime | None:
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str):
+        raise InvalidField("occurred_at", "must be an ISO 8601 time with an offset")
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidField("occurred_at", f"{raw!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise InvalidField("occurred_at", "must carry a UTC offset (e.g. +08:00 or Z)")
+    value = value.astimezone(UTC)
+    if value > now + max_future:
+        raise InvalidField("occurred_at", "lies too far in the future")
+    if value.year < 2000:
+        raise InvalidField("occurred_at", "lies too far in the past")
+    return value
+
+
+def parse_request(
+    data: Mapping[str, Any],
+    program: Program,
+    *,
+    now: datetime,
+    max_future: timedelta,
+    cookie_click_id: str | None = None,
+) -> ConversionRequest:
+    """Validate a conversion request's fields against a program (raises InvalidField)."""
+    event = _str_field(data, "event", 40) or "sale"
+    if not EVENT_KEY.match(event) or event not in program.plan.events():
+        raise InvalidField("event", f"unknown event {event!r} for this program")
+    order_id = _str_field(data, "order_id", 128, required=True)
+    currency = _str_field(data, "currency", 3) or program.currency
+    check_currency(currency)
+    if currency != program.currency:
+        raise InvalidField(
+            "currency", f"must be the program currency {program.currency} (no conversion)"
+        )
+    raw_amount = data.get("amount")
+    amount = parse_amount("0" if raw_amount in (None, "") else raw_amount, currency, "amount")
+    status = _str_field(data, "status", 16) or PENDING
+    check_status(status)
+    refund_amount = None
+    if data.get("refund_amount") not in (None, ""):
+        refund_amount = parse_amount(data["refund_amount"], currency, "refund_amount")
+    click_id = _str_field(data, "click_id", 64) or None
+    if click_id is not None and not ids.is_ulid(click_id):
+        raise InvalidField("click_id", "is not a tuike click id")
+    items = _parse_items(data.get("items"), currency)
+    return ConversionRequest(
+        event=event,
+        order_id=order_id,
+        click_id=click_id,
+        cookie_click_id=cookie_click_id
+        if cookie_click_id and ids.is_ulid(cookie_click_id)
+        else None,
+        amount=amount,
+        currency=currency,
+        status=status,
+        refund_amount=refund_amount,
+        items=items,
+        coupon=_str_field(data, "coupon", 64) or None,
+        customer_id=_str_field(data, "customer_id", 255) or None,
+        occurred_at=_parse_time(data.get("occurred_at"), now, max_future),
+    )
+
+
+def _parse_items(raw: Any, currency: str) -> tuple[Item, ...]:
+    if raw in (None, ""):
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_ITEMS:
+        raise InvalidField("items", f"must be a list of at most {MAX_ITEMS} items")
+    items = []
+    for i, entry in enumerate(raw):
+        where = f"items[{i}]"
+        if not isinstance(entry, Mapping):
+            raise InvalidField(where, "must be an object")
+        quantity = entry.get("quantity", 1)
+        if (
+            not isinstance(quantity, int)
+            or isinstance(quantity, bool)
+            or not 1 <= quantity <= 10**6
+        ):
+            raise InvalidField(f"{where}.quantity", "must be a whole number from 1")
+        items.append(
+            Item(
+                sku=_str_field(entry, "sku", 128) or f"#{i + 1}",
+                category=_str_field(entry, "category", 64),
+                amount=parse_amount(entry.get("amount"), currency, f"{where}.amount"),
+                quantity=quantity,
+            )
+        )
+    return tuple(items)
+
+
+def _click_ref(conn: Connection, click_id: str | None) -> tuple[attr.ClickRef | None, Any]:
+    if click_id is None:
+        return None, None
+    row = conn.execute(select(t.clicks).where(t.clicks.c.id == click_id)).first()
+    if row is None:
+        return None, None
+    ref = attr.ClickRef(
+        click_id=row.id,
+        program_id=row.program_id,
+        affiliate_id=row.affiliate_id,
+        link_id=row.link_id,
+        clicked_at=row.clicked_at,
+    )
+    return ref, row
+
+
+def _approved_affiliates(conn: Connection, program_id: int, candidates: set[int]) -> frozenset[int]:
+    if not candidates:
+        return frozenset()
+    rows = conn.execute(
+        select(t.memberships.c.affiliate_id).where(
+            t.memberships.c.program_id == program_id,
+            t.memberships.c.affiliate_id.in_(candidates),
+            t.memberships.c.status == "approved",
+        )
+    )
+    return frozenset(r.affiliate_id for r in rows)
+
+
+def _body(row: Any, *, duplicate: bool = False) -> dict[str, Any]:
+    body = {
+        "conversion_id": row.id,
+        "status": row.status,
+        "attributed": row.affiliate_id is not None,
+        "affiliate_id": row.affiliate_id,
+        "commission": str(from_minor(row.commission_minor, row.currency)),
+        "currency": row.currency,
+        "amount": str(from_minor(row.amount_minor, row.currency)),
+        "refunded_amount": str(from_minor(row.refunded_minor, row.currency)),
+        "event": row.event,
+        "order_id": row.order_id,
+        "attribution": row.attribution,
+    }
+    if duplicate:
+        body["duplicate"] = True
+    return body
+
+
+def _rollup_key(row: Any, status: str) -> dict[str, Any]:
+    occurred = row.occurred_at
+    return {
+        "hour": occurred.replace(minute=0, second=0, microsecond=0),
+        "program_id": row.program_id,
+        "affiliate_id": row.affiliate_id or 0,
+        "link_id": row.link_id or 0,
+        "creative_id": row.creative_id or 0,
+        "sub1": row.sub1,
+        "sub2": row.sub2,
+        "sub3": row.sub3,
+        "sub4": row.sub4,
+        "sub5": row.sub5,
+        "country": row.country,
+        "device": row.device,
+        "event": row.event,
+        "status": status,
+        "currency": row.currency,
+    }
+
+
+def _add_rollup(conn: Connection, row: Any, status: str, sign: int, amount: int, comm: int) -> None:
+    upsert_add(
+        conn,
+        t.conversion_rollups,
+        t.CONVERSION_ROLLUP_KEYS,
+        [
+            _rollup_key(row, status)
+            | {
+                "conversions": sign,
+                "amount_minor": sign * amount,
+                "commission_minor": sign * comm,
+            }
+        ],
+        ("conversions", "amount_minor", "commission_minor"),
+    )
+
+
+def _log_event(
+    conn: Connection,
+    conversion_id: str,
+    frm: str | None,
+    to: str,
+    refunded: int,
+    commission: int,
+    delta: int,
+    source: str,
+    at: datetime,
+) -> None:
+    conn.execute(
+        insert(t.conversion_events).values(
+            conversion_id=conversion_id,
+            at=at,
+            from_status=frm,
+            to_status=to,
+            refunded_minor=refunded,
+            commission_minor=commission,
+            commission_delta_minor=delta,
+            source=source,
+        )
+    )
+
+
+def _fetch(conn: Connection, program_id: int, event: str, order_id: str, lock: bool) -> Any:
+    stmt = select(t.conversions).where(
+        t.conversions.c.program_id == program_id,
+        t.conversions.c.event == event,
+        t.conversions.c.order_id == order_id,
+    )
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).first()
+
+
+def record_conversion(
+    conn: Connection,
+    program: Program,
+    req: ConversionRequest,
+    *,
+    source: str,
+    privacy_salt: str,
+    now: datetime | None = None,
+) -> ConversionResult:
+    """Record a new conversion or move an existing one along its lifecycle."""
+    now = now or utcnow()
+    existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
+    if existing is not None:
+        return _update_status(conn, existing, req, source=source, now=now)
+    if req.status not in INITIAL_STATUSES:
+        raise Conflict(f"there is no {req.event} {req.order_id!r} to mark {req.status}")
+    if req.refund_amount is not None:
+        raise InvalidField("refund_amount", "is only allowed with status refunded")
+    occurred_at = req.occurred_at or now
+
+    explicit, click_row = _click_ref(conn, req.click_id)
+    if explicit is not None and explicit.program_id != program.id:
+        raise InvalidField("click_id", "belongs to another program")
+    cookie, cookie_row = (None, None)
+    if req.cookie_click_id and req.cookie_click_id != req.click_id:
+        cookie, cookie_row = _click_ref(conn, req.cookie_click_id)
+    coupon = repo.get_coupon(conn, program.id, req.coupon) if req.coupon else None
+    candidates = {c.affiliate_id for c in (explicit, cookie) if c is not None}
+    if coupon is not None:
+        candidates.add(coupon.affiliate_id)
+    result = attr.attribute(
+        program_id=program.id,
+        occurred_at=occurred_at,
+        window=program.cookie_window,
+        explicit_click=explicit,
+        cookie_click=cookie,
+        coupon_affiliate_id=coupon.affiliate_id if coupon else None,
+        eligible=_approved_affiliates(conn, program.id, candidates),
+    )
+    note = result.reason
+    if req.click_id and explicit is None:
+        note = "; ".join(filter(None, [f"click_id {req.click_id} unknown", note]))
+    if req.coupon and coupon is None:
+        note = "; ".join(filter(None, [f"coupon {req.coupon} unknown", note]))
+    click = (
+        click_row
+        if result.method == "click_id"
+        else (cookie_row if result.method == "cookie" else None)
+    )
+    group = ""
+    if result.affiliate_id is not None:
+        membership = repo.get_membership(conn, program.id, result.affiliate_id)
+        group = membership.group if membership else ""
+        computed = compute_commission(
+            program.plan,
+            event=req.event,
+            amount=req.amount,
+            currency=req.currency,
+            items=req.items,
+            group=group,
+        ).total
+    else:
+        computed = Decimal(0)
+    status = req.status
+    if source == "pixel" and program.pixel_pending_review:
+        status = PENDING
+    commission = initial_commission(status, computed, req.currency)
+    values = {
+        "id": ids.new_ulid(now),
+        "program_id": program.id,
+        "event": req.event,
+        "order_id": req.order_id,
+        "status": status,
+        "source": source,
+        "affiliate_id": result.affiliate_id,
+        "membership_group": group,
+        "click_id": click.id if click is not None else None,
+        "link_id": click.link_id if click is not None else None,
+        "creative_id": click.creative_id if click is not None else None,
+        **{
+            f"sub{i}": (getattr(click, f"sub{i}") if click is not None else "") for i in range(1, 6)
+        },
+        "aff_click_id": click.aff_click_id if click is not None else "",
+        "country": click.country if click is not None else "",
+        "device": click.device if click is not None else "",
+        "attribution": result.method,
+        "attribution_note": note[:500],
+        "currency": req.currency,
+        "amount_minor": to_minor(req.amount, req.currency),
+        "refunded_minor": 0,
+        "original_commission_minor": to_minor(computed, req.currency),
+        "commission_minor": to_minor(commission, req.currency),
+        "items": [
+            {"sku": i.sku, "category": i.category, "amount": str(i.amount), "quantity": i.quantity}
+            for i in req.items
+        ]
+        or None,
+        "coupon": coupon.code if coupon else (req.coupon.upper() if req.coupon else None),
+        "customer_hash": hash_customer_id(req.customer_id, privacy_salt)
+        if req.customer_id
+        else None,
+        "occurred_at": occurred_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+    stmt = (
+        insert_for(conn, t.conversions)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["program_id", "event", "order_id"])
+    )
+    if conn.execute(stmt).rowcount == 0:
+        # Lost a race with a concurrent duplicate: it is stored now, answer as a repeat.
+        existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
+        return _update_status(conn, existing, req, source=source, now=now)
+    row = _fetch(conn, program.id, req.event, req.order_id, lock=False)
+    _log_event(
+        conn, row.id, None, status, 0, row.commission_minor, row.commission_minor, source, now
+    )
+    _add_rollup(conn, row, status, +1, row.amount_minor, row.commission_minor)
+    return ConversionResult(201, _body(row))
+
+
+def _state(row: Any) -> ConversionState:
+    return ConversionState(
+        status=row.status,
+        amount=from_minor(row.amount_minor, row.currency),
+        refunded_amount=from_minor(row.refunded_minor, row.currency),
+        original_commission=from_minor(row.original_commission_minor, row.currency),
+        commission=from_minor(row.commission_minor, row.currency),
+        currency=row.currency,
+    )
+
+
+def _update_status(
+    conn: Connection, row: Any, req: ConversionRequest, *, source: str, now: datetime
+) -> ConversionResult:
+    if source == "pixel":
+        # A browser can only report a sale, never move its status.
+        return ConversionResult(200, _body(row, duplicate=True))
+    new = apply_status(_state(row), req.status, req.refund_amount)
+    if new is None:
+        return ConversionResult(200, _body(row, duplicate=True))
+    return ConversionResult(200, _body(_apply(conn, row, new, source=source, now=now)))
+
+
+def _apply(conn: Connection, row: Any, new: ConversionState, *, source: str, now: datetime) -> Any:
+    commission = to_minor(new.commission, new.currency)
+    refunded = to_minor(new.refunded_amount, new.currency)
+    conn.execute(
+        update(t.conversions)
+        .where(t.conversions.c.id == row.id)
+        .values(
+            status=new.status,
+            commission_minor=commission,
+            refunded_minor=refunded,
+            updated_at=now,
+        )
+    )
+    _log_event(
+        conn,
+        row.id,
+        row.status,
+        new.status,
+        refunded,
+        commission,
+        commission - row.commission_minor,
+        source,
+        now,
+    )
+    _add_rollup(
+        conn, row, row.status, -1, row.amount_minor - row.refunded_minor, row.commission_minor
+    )
+    _add_rollup(conn, row, new.status, +1, row.amount_minor - refunded, commission)
+    return conn.execute(select(t.conversions).where(t.conversions.c.id == row.id)).first()
+
+
+def approve_due_conversions(
+    conn: Connection, *, now: datetime | None = None, limit: int = 1000
+) -> int:
+    """Approve pending conversions whose program lock period has passed; return how many."""
+    now = now or utcnow()
+    approved = 0
+    for program in repo.list_programs(conn):
+        cutoff = now - timedelta(days=program.lock_days)
+        rows = conn.execute(
+            select(t.conversions)
+            .where(
+                t.conversions.c.program_id == program.id,
+                t.conversions.c.status == PENDING,
+                t.conversions.c.occurred_at <= cutoff,
+            )
+            .order_by(t.conversions.c.id)
+            .limit(limit - approved)
+        ).all()
+        for row in rows:
+            new = apply_status(_state(row), APPROVED)
+            if new is not None:
+                _apply(conn, row, new, source="lock", now=now)
+                approved += 1
+        if approved >= limit:
+            break
+    return approved
+
+
+def get_conversion(conn: Connection, conversion_id: str) -> Any:
+    """Return a conversion row by id."""
+    return conn.execute(select(t.conversions).where(t.conversions.c.id == conversion_id)).first()
+
+
+def conversion_body(row: Any) -> dict[str, Any]:
+    """Return the public JSON form of a conversion row."""
+    return _body(row)
+
+
+def list_conversions(
+    conn: Connection,
+    *,
+    program_ids: Sequence[int] | None = None,
+    affiliate_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Return recent conversions visible to a caller, newest first."""
+    stmt = select(t.conversions).order_by(t.conversions.c.id.desc()).limit(limit)
+    if program_ids is not None:
+        stmt = stmt.where(t.conversions.c.program_id.in_(list(program_ids)))
+    if affiliate_id is not None:
+        stmt = stmt.where(t.conversions.c.affiliate_id == affiliate_id)
+    if status is not None:
+        stmt = stmt.where(t.conversions.c.status == status)
+    return [_body(r) for r in conn.execute(stmt)]
+
+
+__all__ = [
+    "SOURCES",
+    "ConversionRequest",
+    "ConversionResult",
+    "approve_due_conversions",
+    "parse_request",
+    "record_conversion",
+]

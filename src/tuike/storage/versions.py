@@ -1,0 +1,25 @@
+"""Version counters that tell in-process caches when to drop what they hold."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from tuike.storage import tables as t
+from tuike.storage.db import insert_for
+
+
+def bump(conn: Connection, name: str) -> None:
+    """Increase a version counter by one (creating it at 1)."""
+    stmt = insert_for(conn, t.cache_versions).values(name=name, version=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"], set_={"version": t.cache_versions.c.version + 1}
+    )
+    conn.execute(stmt)
+
+
+def current(conn: Connection, name: str) -> int:
+    """Return a version counter (0 when never bumped)."""
+    value = conn.execute(
+        select(t.cache_versions.c.version).where(t.cache_versions.c.name == name)
+    ).scalar()
+    return int(value or 0)

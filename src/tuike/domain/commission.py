@@ -166,6 +166,8 @@ def _percent(raw: Any, field_name: str) -> Decimal:
 
 
 def _rates_from_dict(data: Mapping[str, Any], currency: str, where: str) -> Rates:
+    if not isinstance(data, Mapping):
+        raise InvalidField(where, "must be an object")
     unknown = set(data) - {"cps_percent", "category_percent", "fixed"}
     if unknown:
         raise InvalidField(where, f"unknown keys {sorted(unknown)}")
@@ -175,7 +177,7 @@ def _rates_from_dict(data: Mapping[str, Any], currency: str, where: str) -> Rate
     if not isinstance(categories, Mapping) or not isinstance(fixed, Mapping):
         raise InvalidField(where, "category_percent and fixed must be objects")
     for key in fixed:
-        if not EVENT_KEY.match(str(key)):
+        if not EVENT_KEY.fullmatch(str(key)):
             raise InvalidField(
                 f"{where}.fixed", f"event key {key!r} must match {EVENT_KEY.pattern}"
             )

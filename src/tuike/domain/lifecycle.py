@@ -93,7 +93,8 @@ def _refund(state: ConversionState, refund_amount: Decimal | None) -> Conversion
             f"refund_amount is the total refunded so far; {total} is less than the "
             f"{state.refunded_amount} already refunded"
         )
-    if total == state.refunded_amount and (state.status == REFUNDED or total > 0):
+    # The same total again changes nothing, unless it refunds the whole of a zero amount.
+    if total == state.refunded_amount and (state.status == REFUNDED or total < state.amount):
         return None
     if state.status == REFUNDED:
         return None

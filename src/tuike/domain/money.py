@@ -103,11 +103,13 @@ def parse_amount(raw: object, currency: str, field: str = "amount") -> Decimal:
     if value < 0:
         raise InvalidField(field, "must not be negative")
     exponent = currency_exponent(currency)
-    if value != value.quantize(quantum(currency), rounding=ROUND_HALF_UP):
-        raise InvalidField(field, f"{currency} has {exponent} decimal places at most")
+    # Check the size first: quantizing a huge value ("1e30") overflows Decimal's precision.
     if value >= Decimal(10) ** 13:
         raise InvalidField(field, "is too large")
-    return value.quantize(quantum(currency))
+    if value != value.quantize(quantum(currency), rounding=ROUND_HALF_UP):
+        raise InvalidField(field, f"{currency} has {exponent} decimal places at most")
+    # copy_abs: "-0" is zero, not "-0.00".
+    return value.quantize(quantum(currency)).copy_abs()
 
 
 def to_minor(value: Decimal, currency: str) -> int:

@@ -269,3 +269,8 @@ def list_coupons(
     if affiliate_id is not None:
         stmt = stmt.where(t.coupons.c.affiliate_id == affiliate_id)
     return [coupon_from_row(r) for r in conn.execute(stmt)]
+
+
+def has_merchants(conn: Connection) -> bool:
+    """Tell whether any merchant exists (the database is not empty)."""
+    return conn.execute(select(t.merchants.c.id).limit(1)).first() is not None

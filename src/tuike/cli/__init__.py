@@ -1,0 +1,1 @@
+"""The `tuike` command line."""

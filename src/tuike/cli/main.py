@@ -1,0 +1,222 @@
+"""`tuike serve | migrate | demo | keys create | approve-due`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tuike.config import Settings, get_settings
+
+app = typer.Typer(
+    help="tuike: open-source affiliate marketing platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's message is the useful part
+        raise _fail(f"bad settings: {exc}".splitlines()[0] + " (see docs/settings.md)") from None
+
+
+def _db(settings: Settings):
+    from tuike.storage.db import Database
+
+    return Database(settings.database_url, echo=settings.database_echo)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run twice)."""
+    from tuike.storage.migrate import upgrade
+
+    settings = _settings()
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        raise _fail(f"migration failed: {exc}".splitlines()[0]) from None
+    console.print(f"database is up to date: {_redact(settings.database_url)}")
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Random seed of the demo world.")] = 7,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing (exit 0) if data exists.")
+    ] = False,
+    scale: Annotated[float, typer.Option(help="Traffic volume factor (1.0 = ~300k clicks).")] = 1.0,
+) -> None:
+    """Load the demo world (merchants, programs, affiliates, 30 days of traffic)."""
+    from tuike.services.demo import DemoError, load_demo
+    from tuike.storage.catalog import has_merchants
+
+    settings = _settings()
+    db = _db(settings)
+    with db.read() as conn:
+        has_data = has_merchants(conn)
+    if has_data:
+        if if_empty:
+            console.print("demo: the database already has data; nothing loaded.")
+            return
+        raise _fail("the database is not empty; `tuike demo` loads into an empty database")
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(),
+        TextColumn("{task.completed:>9,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        try:
+            summary = load_demo(db, settings, seed=seed, progress=report, scale=scale)
+        except DemoError as exc:
+            raise _fail(str(exc)) from None
+    elapsed = time.monotonic() - started
+    console.print(
+        f"demo loaded in {elapsed:.1f} s: {summary.merchants} merchants, "
+        f"{summary.programs} programs, {summary.affiliates} affiliates, {summary.links} links, "
+        f"{summary.clicks:,} clicks, {summary.conversions:,} conversions"
+    )
+    _print_credentials(summary, settings)
+
+
+def _print_credentials(summary, settings: Settings) -> None:
+    base = settings.public_url.rstrip("/")
+    console.print("\n[bold]Demo API keys[/bold] (Authorization: Bearer <key>)")
+    for label, key in summary.keys:
+        console.print(f"  {label:<34} {key}", highlight=False)
+    console.print("\n[bold]Demo logins[/bold] (portals)")
+    for role, email, password in summary.logins:
+        console.print(f"  {role:<10} {email:<32} {password}", highlight=False)
+    console.print(f"\nThe keys are also saved in {settings_keys_file(settings)}")
+    settings_keys_file(settings).write_text(
+        "\n".join(f"{label}\t{key}" for label, key in summary.keys)
+        + "\n"
+        + "\n".join(f"login\t{role}\t{email}\t{pw}" for role, email, pw in summary.logins)
+        + f"\nbase_url\t{base}\n"
+    )
+
+
+def settings_keys_file(settings: Settings):
+    """Return where `tuike demo` keeps the demo keys (next to the SQLite file)."""
+    from pathlib import Path
+
+    path = settings.sqlite_path()
+    folder = path.parent if path is not None else Path("var")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "demo-keys.txt"
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Reload on code change (development).")] = False,
+) -> None:
+    """Serve the tracker, the REST API and the portals."""
+    import uvicorn
+
+    settings = _settings()
+    if settings.is_sqlite and workers > 1:
+        console.print(
+            "[yellow]note:[/yellow] SQLite serialises writes; extra workers share one writer."
+        )
+    base = f"http://{host}:{port}"
+    console.print(
+        f"tuike on {base}\n  portals   {base}/  ({base}/merchant, /affiliate, /operator)\n"
+        f"  API docs  {base}/api/v1/docs\n  tracker   {base}/c/<code>, {base}/pb, {base}/px.gif",
+        highlight=False,
+    )
+    keys_file = settings_keys_file(settings)
+    if keys_file.exists():
+        console.print(f"  demo keys and logins: {keys_file}", highlight=False)
+    uvicorn.run(
+        "tuike.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=True,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@app.command("approve-due")
+def approve_due() -> None:
+    """Approve pending conversions whose lock period has passed (for cron)."""
+    from tuike.workers.approvals import approve_due as run
+
+    n = run(_db(_settings()))
+    console.print(f"approved {n} conversions")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="operator | merchant | affiliate | program")],
+    name: Annotated[str, typer.Option(help="A label for the key.")],
+    owner: Annotated[int | None, typer.Option(help="Merchant, affiliate or program id.")] = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from tuike.domain.errors import DomainError
+    from tuike.services.keys import create_key
+
+    db = _db(_settings())
+    try:
+        with db.write() as conn:
+            _check_owner(conn, role, owner)
+            raw = create_key(conn, role=role, owner_id=owner, name=name)
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(raw + "\n")
+
+
+def _check_owner(conn, role: str, owner: int | None) -> None:
+    from tuike.domain.errors import InvalidField
+    from tuike.storage import catalog as repo
+
+    lookup = {
+        "merchant": repo.get_merchant,
+        "affiliate": repo.get_affiliate,
+        "program": repo.get_program,
+    }.get(role)
+    if lookup is not None and owner is not None and lookup(conn, owner) is None:
+        raise InvalidField("owner", f"there is no {role} {owner}")
+
+
+if __name__ == "__main__":
+    app()

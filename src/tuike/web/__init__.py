@@ -1,0 +1,1 @@
+"""HTTP: tracker hot path, REST API, portals."""

@@ -1,0 +1,13 @@
+"""The /api/v1 router."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tuike.web.api.v1 import catalog, conversions, keys, reports
+
+router = APIRouter(prefix="/api/v1")
+router.include_router(keys.router)
+router.include_router(catalog.router)
+router.include_router(conversions.router)
+router.include_router(reports.router)

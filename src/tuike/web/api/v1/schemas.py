@@ -1,0 +1,336 @@
+"""Pydantic schemas of the API: what goes over the wire, never ORM rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuike.domain.catalog import (
+    Affiliate,
+    Coupon,
+    Creative,
+    Link,
+    Membership,
+    Merchant,
+    Program,
+)
+from tuike.domain.commission import plan_to_dict
+
+Money = str
+
+
+class Strict(BaseModel):
+    """A request body that refuses unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MerchantIn(Strict):
+    name: str = Field(max_length=200)
+    timezone: str = "Asia/Shanghai"
+
+
+class MerchantOut(BaseModel):
+    id: int
+    name: str
+    timezone: str
+
+    @classmethod
+    def of(cls, m: Merchant) -> MerchantOut:
+        return cls(id=m.id, name=m.name, timezone=m.timezone)
+
+
+class ProgramIn(Strict):
+    merchant_id: int | None = Field(None, description="Required for operator keys.")
+    name: str
+    currency: str = Field("CNY", description="ISO 4217 code")
+    landing_url: str
+    fallback_url: str | None = None
+    allowed_domains: list[str] = []
+    click_param: str = "tk_click"
+    cookie_days: int = 30
+    lock_days: int = 30
+    commission_plan: dict[str, Any] = Field(
+        description='e.g. {"cps_percent": "10", "category_percent": {"phones": "3"}, '
+        '"fixed": {"lead": "5.00"}, "groups": {"vip": {"cps_percent": "12"}}}'
+    )
+    require_signature: bool = False
+    pixel_pending_review: bool = False
+    category: str = ""
+    timezone: str | None = None
+
+
+class ProgramPatch(Strict):
+    name: str | None = None
+    landing_url: str | None = None
+    fallback_url: str | None = None
+    allowed_domains: list[str] | None = None
+    click_param: str | None = None
+    cookie_days: int | None = None
+    lock_days: int | None = None
+    commission_plan: dict[str, Any] | None = None
+    status: str | None = None
+    require_signature: bool | None = None
+    pixel_pending_review: bool | None = None
+    category: str | None = None
+    timezone: str | None = None
+
+
+class ProgramOut(BaseModel):
+    id: int
+    public_id: str
+    merchant_id: int
+    name: str
+    currency: str
+    landing_url: str
+    fallback_url: str | None
+    allowed_domains: list[str]
+    click_param: str
+    cookie_days: int
+    lock_days: int
+    commission_plan: dict[str, Any]
+    status: str
+    require_signature: bool
+    pixel_pending_review: bool
+    category: str
+    timezone: str
+    postback_secret: str | None = Field(None, description="Shown to the program's merchant only.")
+
+    @classmethod
+    def of(cls, p: Program, secret: str | None = None) -> ProgramOut:
+        return cls(
+            id=p.id,
+            public_id=p.public_id,
+            merchant_id=p.merchant_id,
+            name=p.name,
+            currency=p.currency,
+            landing_url=p.landing_url,
+            fallback_url=p.fallback_url,
+            allowed_domains=list(p.allowed_domains),
+            click_param=p.click_param,
+            cookie_days=p.cookie_days,
+            lock_days=p.lock_days,
+            commission_plan=plan_to_dict(p.plan),
+            status=p.status,
+            require_signature=p.require_signature,
+            pixel_pending_review=p.pixel_pending_review,
+            category=p.category,
+            timezone=p.timezone,
+            postback_secret=secret,
+        )
+
+
+class ChannelIn(Strict):
+    kind: str = Field(description="website | sns | forum | im | blog | app")
+    name: str
+    url: str = Field(description="URL or handle")
+
+
+class AffiliateIn(Strict):
+    name: str
+    email: str
+    timezone: str = "Asia/Shanghai"
+    channels: list[ChannelIn] = []
+
+
+class ChannelOut(BaseModel):
+    id: int
+    kind: str
+    name: str
+    url: str
+
+
+class AffiliateOut(BaseModel):
+    id: int
+    name: str
+    email: str | None
+    status: str
+    timezone: str
+    channels: list[ChannelOut]
+
+    @classmethod
+    def of(cls, a: Affiliate, *, private: bool) -> AffiliateOut:
+        return cls(
+            id=a.id,
+            name=a.name,
+            email=a.email if private else None,
+            status=a.status,
+            timezone=a.timezone,
+            channels=[ChannelOut(id=c.id, kind=c.kind, name=c.name, url=c.url) for c in a.channels],
+        )
+
+
+class MembershipIn(Strict):
+    affiliate_id: int | None = Field(None, description="Required for operator keys.")
+
+
+class MembershipPatch(Strict):
+    status: str = Field(description="approved | rejected | banned")
+    group: str | None = Field(None, description="Commission group (plan 'groups' key)")
+
+
+class MembershipOut(BaseModel):
+    id: int
+    program_id: int
+    affiliate_id: int
+    status: str
+    group: str
+
+    @classmethod
+    def of(cls, m: Membership) -> MembershipOut:
+        return cls(
+            id=m.id,
+            program_id=m.program_id,
+            affiliate_id=m.affiliate_id,
+            status=m.status,
+            group=m.group,
+        )
+
+
+class CreativeIn(Strict):
+    kind: str = Field(description="banner | text | qr | video")
+    name: str
+    image_url: str | None = None
+    landing_url: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class CreativeOut(BaseModel):
+    id: int
+    program_id: int
+    kind: str
+    name: str
+    image_url: str | None
+    landing_url: str | None
+    width: int | None
+    height: int | None
+
+    @classmethod
+    def of(cls, c: Creative) -> CreativeOut:
+        return cls(**{f: getattr(c, f) for f in cls.model_fields})
+
+
+class LinkIn(Strict):
+    program_id: int
+    affiliate_id: int | None = Field(None, description="Required for operator keys.")
+    landing_url: str | None = Field(None, description="Deep link on an allowed domain")
+    creative_id: int | None = None
+    sub1: str | None = None
+    sub2: str | None = None
+    sub3: str | None = None
+    sub4: str | None = None
+    sub5: str | None = None
+
+
+class LinkPatch(Strict):
+    status: str = Field(description="active | paused")
+
+
+class LinkOut(BaseModel):
+    id: int
+    code: str
+    url: str = Field(description="The tracking URL to share")
+    program_id: int
+    affiliate_id: int
+    creative_id: int | None
+    landing_url: str | None
+    sub1: str
+    sub2: str
+    sub3: str
+    sub4: str
+    sub5: str
+    status: str
+
+    @classmethod
+    def of(cls, link: Link, base_url: str) -> LinkOut:
+        return cls(
+            id=link.id,
+            code=link.code,
+            url=f"{base_url.rstrip('/')}/c/{link.code}",
+            program_id=link.program_id,
+            affiliate_id=link.affiliate_id,
+            creative_id=link.creative_id,
+            landing_url=link.landing_url,
+            sub1=link.subs[0],
+            sub2=link.subs[1],
+            sub3=link.subs[2],
+            sub4=link.subs[3],
+            sub5=link.subs[4],
+            status=link.status,
+        )
+
+
+class CouponIn(Strict):
+    program_id: int
+    affiliate_id: int
+    code: str
+
+
+class CouponOut(BaseModel):
+    id: int
+    program_id: int
+    affiliate_id: int
+    code: str
+
+    @classmethod
+    def of(cls, c: Coupon) -> CouponOut:
+        return cls(id=c.id, program_id=c.program_id, affiliate_id=c.affiliate_id, code=c.code)
+
+
+class ItemIn(BaseModel):
+    sku: str | None = None
+    category: str | None = None
+    amount: Any = Field(None, description='Unit price as a decimal string, e.g. "99.00"')
+    quantity: Any = 1
+
+
+class ConversionIn(BaseModel):
+    """A conversion (spec section 2). Money is a decimal string, never a float."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field("sale", description="sale | lead | install | a custom action key")
+    order_id: Any = Field(description="Merchant's id; unique per program and event")
+    click_id: Any = None
+    amount: Any = Field(None, description='Decimal string, e.g. "199.00"')
+    currency: Any = None
+    status: Any = Field("pending", description="pending | approved | rejected | refunded")
+    refund_amount: Any = Field(None, description="Total refunded so far (partial refunds)")
+    items: Any = None
+    coupon: Any = None
+    customer_id: Any = None
+    occurred_at: Any = Field(None, description="ISO 8601 with offset")
+
+
+class ConversionOut(BaseModel):
+    conversion_id: str
+    status: str
+    attributed: bool
+    affiliate_id: int | None
+    commission: Money
+    currency: str
+    amount: Money
+    refunded_amount: Money
+    event: str
+    order_id: str
+    attribution: str
+    duplicate: bool | None = None
+
+
+class KeyIn(Strict):
+    role: str = Field(description="operator | merchant | affiliate | program")
+    owner_id: int | None = None
+    name: str = "api"
+
+
+class KeyOut(BaseModel):
+    key: str = Field(description="Shown once; only its hash is stored")
+    role: str
+    owner_id: int | None
+
+
+class MeOut(BaseModel):
+    role: str
+    owner_id: int | None

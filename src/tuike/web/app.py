@@ -1,0 +1,60 @@
+"""The ASGI application: tracker, REST API and portals in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tuike import __version__
+from tuike.config import Settings, get_settings
+from tuike.storage.db import Database
+from tuike.web.api.v1.router import router as api_router
+from tuike.web.errors import install_error_handlers
+from tuike.web.portals.routes import router as portals_router
+from tuike.web.state import AppState
+from tuike.web.tracking.routes import router as tracking_router
+from tuike.workers.approvals import run_periodically
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    """Build the application for a settings object (read from the environment if None)."""
+    settings = settings or get_settings()
+    state = AppState.build(settings, db)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if settings.approve_interval_seconds > 0:
+            task = asyncio.create_task(
+                run_periodically(state.db, settings.approve_interval_seconds)
+            )
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if db is None:
+                state.db.dispose()
+
+    app = FastAPI(
+        title="tuike",
+        version=__version__,
+        description="Open-source affiliate marketing platform: tracking, attribution, "
+        "commissions and reports. Money is a decimal string.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.tuike = state
+    install_error_handlers(app)
+    app.include_router(tracking_router)
+    app.include_router(api_router)
+    app.include_router(portals_router)
+    return app

@@ -1,0 +1,1 @@
+"""Merchant, affiliate and operator portals."""

@@ -1,0 +1,41 @@
+"""What the running application holds: settings, database, caches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import Request
+
+from tuike.config import Settings
+from tuike.services.clicks import LinkCache, UniqueFilter
+from tuike.storage.db import Database
+
+
+@dataclass
+class AppState:
+    """Process-wide objects shared by the routes."""
+
+    settings: Settings
+    db: Database
+    links: LinkCache
+    uniques: UniqueFilter
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database | None = None) -> AppState:
+        """Create the state for a settings object."""
+        db = db or Database(settings.database_url, echo=settings.database_echo)
+        return cls(
+            settings=settings,
+            db=db,
+            links=LinkCache(db),
+            uniques=UniqueFilter(
+                window=timedelta(hours=settings.unique_window_hours),
+                max_entries=settings.unique_cache_size,
+            ),
+        )
+
+
+def get_state(request: Request) -> AppState:
+    """Return the application state of a request."""
+    return request.app.state.tuike

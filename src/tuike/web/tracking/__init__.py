@@ -1,0 +1,1 @@
+"""The tracker hot path: /c, /pb, /px.gif."""

@@ -1,6 +1,7 @@
 """Commission plans: CPS percent, category and group overrides, fixed events, proration."""
 
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -315,6 +316,16 @@ def test_plan_must_be_an_object(data: object) -> None:
     assert err.value.field == "commission_plan"
 
 
+def test_fixed_amounts_are_decimal_strings_not_floats() -> None:
+    p = plan_from_dict({"fixed": {"lead": "1.5", "install": "2"}}, "CNY")
+    assert p.base.fixed == {"lead": D("1.50"), "install": D("2.00")}
+    assert plan_to_dict(p) == {"fixed": {"lead": "1.50", "install": "2.00"}}
+    with pytest.raises(InvalidField) as err:
+        plan_from_dict({"fixed": {"lead": 1.5}}, "CNY")
+    assert err.value.field == "commission_plan.fixed.lead"
+    assert "float" in err.value.message
+
+
 def test_fixed_amount_decimals_follow_the_plan_currency() -> None:
     with pytest.raises(InvalidField) as err:
         plan_from_dict({"fixed": {"lead": "1.50"}}, "JPY")
@@ -483,7 +494,7 @@ def prorations(draw: st.DrawFn) -> tuple:
 def test_prorate_is_monotonic_and_bounded(case: tuple) -> None:
     currency, amount, original, refunds = case
     values = [prorate(original, amount, refunded, currency) for refunded in refunds]
-    for earlier, later in zip(values, values[1:], strict=False):
+    for earlier, later in pairwise(values):
         assert later <= earlier
     for value in values:
         assert 0 <= value <= original

@@ -46,15 +46,15 @@ def test_ulids_at_the_same_time_differ() -> None:
 
 
 def test_known_timestamp_prefix() -> None:
-    # 2016-07-30T23:54:10.259Z is the example time of the ULID specification.
-    at = datetime(2016, 7, 30, 23, 54, 10, 259000, tzinfo=UTC)
+    # 1469918176385 ms (2016-07-30T22:36:16.385Z) is the example of the ULID specification.
+    at = datetime(2016, 7, 30, 22, 36, 16, 385000, tzinfo=UTC)
     assert new_ulid(at)[:10] == "01ARYZ6S41"
     assert ulid_time("01ARYZ6S41" + "0" * 16) == at
 
 
 ulid_times = st.datetimes(
-    min_value=datetime(1970, 1, 1),
-    max_value=datetime(9999, 12, 31),
+    min_value=datetime(1970, 1, 1),  # noqa: DTZ001 (hypothesis wants naive bounds)
+    max_value=datetime(9999, 12, 31),  # noqa: DTZ001
     timezones=st.just(UTC),
 )
 
@@ -111,6 +111,17 @@ def test_is_ulid_rejects_junk(junk: object) -> None:
     assert not is_ulid(junk)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ULID"):
         ulid_time(junk)  # type: ignore[arg-type]
+
+
+def test_ulid_time_beyond_year_9999_is_a_value_error() -> None:
+    assert is_ulid("7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+    with pytest.raises(ValueError, match="ULID"):
+        ulid_time("7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+
+
+def test_naive_time_is_local_time() -> None:
+    at = datetime(2025, 5, 5, 10, 20, 30, 456789)  # noqa: DTZ001 (naive on purpose)
+    assert ulid_time(new_ulid(at)) == to_millisecond(at.astimezone(UTC))
 
 
 def test_new_link_code_is_8_base62_chars_and_distinct() -> None:

@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ULID_LENGTH = 26
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def new_ulid(at: datetime | None = None) -> str:
     """Return a new ULID: 48-bit millisecond time + 80 random bits, Crockford base32."""
-    ms = int(at.timestamp() * 1000) if at is not None else time.time_ns() // 1_000_000
+    if at is None:
+        ms = time.time_ns() // 1_000_000
+    else:
+        # Exact integer milliseconds (float timestamps lose precision); naive = local time.
+        ms = ((at if at.tzinfo is not None else at.astimezone()) - _EPOCH) // _MS
     value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
     out = []
     for _ in range(ULID_LENGTH):
@@ -30,7 +36,10 @@ def ulid_time(ulid: str) -> datetime:
     value = 0
     for ch in ulid[:10]:
         value = value * 32 + _CROCKFORD.index(ch)
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    try:
+        return _EPOCH + value * _MS
+    except OverflowError:
+        raise ValueError(f"ULID time of {ulid!r} is out of range") from None
 
 
 def is_ulid(value: str) -> bool:

@@ -162,7 +162,9 @@ def serve(
     )
     keys_file = settings_keys_file(settings)
     if keys_file.exists():
-        console.print(f"  demo keys and logins: {keys_file}", highlight=False)
+        console.print(f"\n[bold]Demo keys and logins[/bold] (from {keys_file})", highlight=False)
+        for line in keys_file.read_text().splitlines():
+            console.print("  " + line.replace("\t", "  "), highlight=False)
     uvicorn.run(
         "tuike.web.app:create_app",
         factory=True,

@@ -56,6 +56,7 @@ class ConversionRequest:
     coupon: str | None
     customer_id: str | None
     occurred_at: datetime | None
+    amount_given: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ def parse_request(
         coupon=_str_field(data, "coupon", 64) or None,
         customer_id=_str_field(data, "customer_id", 255) or None,
         occurred_at=_parse_time(data.get("occurred_at"), now, max_future),
+        amount_given=raw_amount not in (None, ""),
     )
 
 
@@ -317,6 +319,8 @@ def record_conversion(
         raise Conflict(f"there is no {req.event} {req.order_id!r} to mark {req.status}")
     if req.refund_amount is not None:
         raise InvalidField("refund_amount", "is only allowed with status refunded")
+    if req.event == "sale" and not req.amount_given:
+        raise InvalidField("amount", "is required for a new sale")
     occurred_at = req.occurred_at or now
 
     explicit, click_row = _click_ref(conn, req.click_id)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 
 IP_MODES = ("full", "truncated", "hashed")
+_VISITOR = re.compile(r"^[0-9a-f]{32}$")
 
 
 def store_ip(ip: str | None, mode: str, salt: str) -> str | None:
@@ -31,6 +33,13 @@ def hash_customer_id(customer_id: str, salt: str) -> str:
 
 
 def visitor_key(*, visitor_cookie: str | None, ip: str | None, user_agent: str, salt: str) -> str:
-    """Return a stable, non-reversible key for a visitor (cookie if any, else IP + UA)."""
-    basis = f"v:{visitor_cookie}" if visitor_cookie else f"a:{ip}|{user_agent}"
+    """Return a stable, non-reversible key for a visitor.
+
+    The tracker sets the key of a visitor's first click as their ``tk_v`` cookie, so a
+    returning browser keeps its key even when its IP changes; without the cookie the key
+    is a salted hash of IP and user agent.
+    """
+    if visitor_cookie and _VISITOR.match(visitor_cookie):
+        return visitor_cookie
+    basis = f"a:{ip}|{user_agent}"
     return hmac.new(salt.encode(), basis.encode(), hashlib.sha256).hexdigest()[:32]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tuike.domain.attribution import ClickRef, attribute, click_in_window
+from tuike.domain.attribution import Attribution, ClickRef, attribute, click_in_window
 
 PROGRAM = 7
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -28,7 +28,7 @@ def click(
     )
 
 
-def run(**evidence: object):
+def run(**evidence: object) -> Attribution:
     return attribute(program_id=PROGRAM, occurred_at=NOW, window=WINDOW, **evidence)
 
 

@@ -43,12 +43,17 @@ def test_truncated_ipv4_is_its_slash_24(ip: ipaddress.IPv4Address) -> None:
     assert stored.split(".")[:3] == str(ip).split(".")[:3]
 
 
-@given(st.ip_addresses(v=6))
+@given(st.ip_addresses(v=6).filter(lambda ip: ip.ipv4_mapped is None))
 def test_truncated_ipv6_is_its_slash_48(ip: ipaddress.IPv6Address) -> None:
     stored = store_ip(str(ip), "truncated", SALT)
     assert stored is not None
     kept = ipaddress.ip_address(stored)
     assert int(kept) == int(ip) >> 80 << 80
+
+
+def test_truncated_ipv4_mapped_ipv6_keeps_the_ipv4_slash_24() -> None:
+    # Dual-stack servers report IPv4 visitors as ::ffff:a.b.c.d; /48 of that keeps nothing.
+    assert store_ip("::ffff:203.0.113.77", "truncated", SALT) == "203.0.113.0"
 
 
 @pytest.mark.parametrize("ip", ["not-an-ip", "300.1.2.3", "1.2.3", "::g"])
@@ -101,45 +106,66 @@ def test_hash_customer_id_is_stable_and_salted() -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", h)
 
 
-def test_visitor_key_uses_the_cookie_when_given() -> None:
-    a = visitor_key(visitor_cookie="vc-1", ip="203.0.113.1", user_agent="Firefox", salt=SALT)
-    b = visitor_key(visitor_cookie="vc-1", ip="198.51.100.9", user_agent="Chrome", salt=SALT)
-    c = visitor_key(visitor_cookie="vc-2", ip="203.0.113.1", user_agent="Firefox", salt=SALT)
-    assert a == b
-    assert a != c
-    assert re.fullmatch(r"[0-9a-f]{32}", a)
+def first_click_key(ip: str = "203.0.113.1", user_agent: str = "Firefox") -> str:
+    return visitor_key(visitor_cookie=None, ip=ip, user_agent=user_agent, salt=SALT)
 
 
-def test_visitor_key_without_cookie_uses_ip_and_user_agent() -> None:
-    base = visitor_key(visitor_cookie=None, ip="203.0.113.1", user_agent="Firefox", salt=SALT)
-    same = visitor_key(visitor_cookie="", ip="203.0.113.1", user_agent="Firefox", salt=SALT)
-    assert base == same
-    assert base != visitor_key(
-        visitor_cookie=None, ip="203.0.113.2", user_agent="Firefox", salt=SALT
-    )
-    assert base != visitor_key(
-        visitor_cookie=None, ip="203.0.113.1", user_agent="Chrome", salt=SALT
-    )
+def test_visitor_key_without_cookie_is_a_salted_hash_of_ip_and_user_agent() -> None:
+    base = first_click_key()
+    assert re.fullmatch(r"[0-9a-f]{32}", base)
+    assert "203.0.113.1" not in base
+    assert base == first_click_key()
+    assert base == visitor_key(visitor_cookie="", ip="203.0.113.1", user_agent="Firefox", salt=SALT)
+    assert base != first_click_key(ip="203.0.113.2")
+    assert base != first_click_key(user_agent="Chrome")
     assert base != visitor_key(
         visitor_cookie=None, ip="203.0.113.1", user_agent="Firefox", salt="other"
     )
 
 
-def test_visitor_key_cookie_and_address_do_not_collide() -> None:
-    # A cookie whose text looks like "ip|ua" is not the same visitor as that ip and ua.
-    by_cookie = visitor_key(visitor_cookie="1.2.3.4|UA", ip=None, user_agent="", salt=SALT)
-    by_address = visitor_key(visitor_cookie=None, ip="1.2.3.4", user_agent="UA", salt=SALT)
-    assert by_cookie != by_address
+def test_returning_browser_keeps_its_key_through_the_cookie() -> None:
+    # The tracker stores the first click's key in the visitor cookie; with it, the same
+    # browser is the same visitor even from another network or after a browser update.
+    key = first_click_key()
+    for ip, user_agent in [("198.51.100.9", "Firefox/2"), (None, ""), ("::1", "Chrome")]:
+        assert visitor_key(visitor_cookie=key, ip=ip, user_agent=user_agent, salt=SALT) == key
+    other = first_click_key(ip="192.0.2.50")
+    assert (
+        visitor_key(visitor_cookie=other, ip="203.0.113.1", user_agent="Firefox", salt=SALT)
+        == other
+    )
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "vc-1",
+        "0" * 31,
+        "0" * 33,
+        "A" * 32,  # upper case is not a key this tracker set
+        "g" * 32,
+        "0" * 32 + "\n",
+        " " + "0" * 31,
+        "'; drop table clicks; --",
+    ],
+)
+def test_malformed_cookie_is_ignored(cookie: str) -> None:
+    key = visitor_key(visitor_cookie=cookie, ip="203.0.113.1", user_agent="Firefox", salt=SALT)
+    assert key == first_click_key()
+    assert re.fullmatch(r"[0-9a-f]{32}", key)
 
 
 @given(
-    cookie=st.text(min_size=1, max_size=40),
     ip=st.none() | st.ip_addresses().map(str),
     user_agent=st.text(max_size=60),
+    later_ip=st.none() | st.ip_addresses().map(str),
+    later_user_agent=st.text(max_size=60),
 )
-def test_visitor_key_is_stable_and_ignores_address_with_cookie(
-    cookie: str, ip: str | None, user_agent: str
+def test_visitor_key_is_stable_for_a_returning_browser(
+    ip: str | None, user_agent: str, later_ip: str | None, later_user_agent: str
 ) -> None:
-    key = visitor_key(visitor_cookie=cookie, ip=ip, user_agent=user_agent, salt=SALT)
-    assert key == visitor_key(visitor_cookie=cookie, ip=None, user_agent="", salt=SALT)
-    assert key != visitor_key(visitor_cookie=cookie, ip=ip, user_agent=user_agent, salt="other")
+    key = visitor_key(visitor_cookie=None, ip=ip, user_agent=user_agent, salt=SALT)
+    assert re.fullmatch(r"[0-9a-f]{32}", key)
+    assert key == visitor_key(visitor_cookie=None, ip=ip, user_agent=user_agent, salt=SALT)
+    again = visitor_key(visitor_cookie=key, ip=later_ip, user_agent=later_user_agent, salt=SALT)
+    assert again == key

@@ -21,18 +21,21 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 console = Console()
+err_console = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
 def _settings() -> Settings:
     try:
         return get_settings()
-    except Exception as exc:  # pydantic's message is the useful part
-        raise _fail(f"bad settings: {exc}".splitlines()[0] + " (see docs/settings.md)") from None
+    except Exception as exc:  # pydantic's message names the field and the reason
+        lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+        reason = "; ".join(ln for ln in lines if not ln.startswith("For further"))
+        raise _fail(f"bad settings: {reason} (see docs/settings.md)") from None
 
 
 def _db(settings: Settings):
@@ -181,10 +184,20 @@ def serve(
 @app.command("approve-due")
 def approve_due() -> None:
     """Approve pending conversions whose lock period has passed (for cron)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from tuike.workers.approvals import approve_due as run
 
-    n = run(_db(_settings()))
+    try:
+        n = run(_db(_settings()))
+    except SQLAlchemyError as exc:
+        raise _fail(_db_reason(exc)) from None
     console.print(f"approved {n} conversions")
+
+
+def _db_reason(exc: Exception) -> str:
+    first = str(exc).splitlines()[0]
+    return f"database error: {first} (is the URL right, and did `tuike migrate` run?)"
 
 
 @keys_app.command("create")
@@ -194,6 +207,8 @@ def keys_create(
     owner: Annotated[int | None, typer.Option(help="Merchant, affiliate or program id.")] = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from tuike.domain.errors import DomainError
     from tuike.services.keys import create_key
 
@@ -204,6 +219,8 @@ def keys_create(
             raw = create_key(conn, role=role, owner_id=owner, name=name)
     except DomainError as exc:
         raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(_db_reason(exc)) from None
     sys.stdout.write(raw + "\n")
 
 

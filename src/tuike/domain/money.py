@@ -6,10 +6,13 @@ rule is ROUND_HALF_UP to the currency's minor unit, applied at each commission l
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from tuike.domain.errors import InvalidField
+
+_DECIMAL = re.compile(r"\A-?[0-9]{1,20}(\.[0-9]{1,10})?\Z")
 
 # Active ISO 4217 codes whose minor unit is not 2 digits.
 _EXPONENT_EXCEPTIONS: dict[str, int] = {
@@ -94,6 +97,10 @@ def parse_amount(raw: object, currency: str, field: str = "amount") -> Decimal:
         raw = str(raw)
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidField(field, 'must be a decimal string such as "12.30"')
+    if not _DECIMAL.match(raw.strip()):
+        if raw.strip().startswith("-"):
+            raise InvalidField(field, "must not be negative")
+        raise InvalidField(field, f'{raw!r} is not a plain decimal number such as "12.30"')
     try:
         value = Decimal(raw.strip())
     except InvalidOperation:

@@ -23,6 +23,8 @@ def store_ip(ip: str | None, mode: str, salt: str) -> str | None:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
     prefix = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
 
@@ -39,7 +41,7 @@ def visitor_key(*, visitor_cookie: str | None, ip: str | None, user_agent: str, 
     returning browser keeps its key even when its IP changes; without the cookie the key
     is a salted hash of IP and user agent.
     """
-    if visitor_cookie and _VISITOR.match(visitor_cookie):
+    if visitor_cookie and _VISITOR.fullmatch(visitor_cookie):
         return visitor_cookie
     basis = f"a:{ip}|{user_agent}"
     return hmac.new(salt.encode(), basis.encode(), hashlib.sha256).hexdigest()[:32]

@@ -34,7 +34,7 @@ from tuike.domain.privacy import hash_customer_id
 from tuike.services.clock import utcnow
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
-from tuike.storage.db import insert_for, upsert_add
+from tuike.storage.db import insert_ignore, upsert_add
 
 SOURCES = ("api", "postback", "pixel")
 MAX_ITEMS = 200
@@ -367,7 +367,8 @@ def record_conversion(
     else:
         computed = Decimal(0)
     status = req.status
-    if source == "pixel" and program.pixel_pending_review:
+    # A browser is not trusted to reject; with pending review it cannot approve either.
+    if source == "pixel" and (program.pixel_pending_review or status != APPROVED):
         status = PENDING
     commission = initial_commission(status, computed, req.currency)
     values = {
@@ -408,12 +409,7 @@ def record_conversion(
         "created_at": now,
         "updated_at": now,
     }
-    stmt = (
-        insert_for(conn, t.conversions)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["program_id", "event", "order_id"])
-    )
-    if conn.execute(stmt).rowcount == 0:
+    if insert_ignore(conn, t.conversions, values, ("program_id", "event", "order_id")) == 0:
         # Lost a race with a concurrent duplicate: it is stored now, answer as a repeat.
         existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
         return _update_status(conn, existing, req, source=source, now=now)
@@ -451,16 +447,23 @@ def _update_status(
 def _apply(conn: Connection, row: Any, new: ConversionState, *, source: str, now: datetime) -> Any:
     commission = to_minor(new.commission, new.currency)
     refunded = to_minor(new.refunded_amount, new.currency)
-    conn.execute(
+    moved = conn.execute(
         update(t.conversions)
-        .where(t.conversions.c.id == row.id)
+        .where(
+            t.conversions.c.id == row.id,
+            # Guard against a concurrent change since the row was read (compare-and-set).
+            t.conversions.c.status == row.status,
+            t.conversions.c.refunded_minor == row.refunded_minor,
+        )
         .values(
             status=new.status,
             commission_minor=commission,
             refunded_minor=refunded,
             updated_at=now,
         )
-    )
+    ).rowcount
+    if moved != 1:
+        raise Conflict("the conversion changed meanwhile; send the update again")
     _log_event(
         conn,
         row.id,
@@ -496,6 +499,8 @@ def approve_due_conversions(
             )
             .order_by(t.conversions.c.id)
             .limit(limit - approved)
+            # Rows being refunded right now are skipped; the next run approves them if due.
+            .with_for_update(skip_locked=True)
         ).all()
         for row in rows:
             new = apply_status(_state(row), APPROVED)

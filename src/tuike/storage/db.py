@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, create_engine, event
+from sqlalchemy import Connection, Table, TextClause, bindparam, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import NullPool
 
@@ -89,12 +90,50 @@ def upsert_add(
     rows: Sequence[dict[str, Any]],
     counters: Sequence[str],
 ) -> None:
-    """Insert rows or add their counters to the existing row with the same keys."""
+    """Insert rows or add their counters to the existing row with the same keys.
+
+    Every row carries the same columns.
+    """
     if not rows:
         return
-    stmt = insert_for(conn, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: table.c[name] + stmt.excluded[name] for name in counters},
-    )
+    stmt = _on_conflict(conn.dialect.name, table, tuple(rows[0]), tuple(keys), tuple(counters))
     conn.execute(stmt, list(rows))
+
+
+def insert_ignore(
+    conn: Connection, table: Table, values: dict[str, Any], keys: Sequence[str]
+) -> int:
+    """Insert a row unless one with the same unique ``keys`` exists; return rows inserted."""
+    stmt = _on_conflict(conn.dialect.name, table, tuple(values), tuple(keys), ())
+    return conn.execute(stmt, values).rowcount
+
+
+@lru_cache(maxsize=256)
+def _on_conflict(
+    dialect: str,
+    table: Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    add: tuple[str, ...],
+) -> TextClause:
+    # SQLAlchemy 2.0 never caches the dialects' INSERT ... ON CONFLICT constructs
+    # (inherit_cache = False): built per call, their SQL was compiled anew every time,
+    # milliseconds per conversion. The same SQL as typed text is built once and cached.
+    unknown = [c for c in (*columns, *keys, *add) if c not in table.c]
+    if unknown:  # only the schema's own names ever reach the SQL below
+        raise ValueError(f"{table.name} has no columns {unknown}")
+    quote = (
+        postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
+    ).identifier_preparer.quote
+    target = quote(table.name)
+    action = "DO NOTHING"
+    if add:
+        action = "DO UPDATE SET " + ", ".join(
+            f"{quote(c)} = {target}.{quote(c)} + excluded.{quote(c)}" for c in add
+        )
+    sql = (
+        f"INSERT INTO {target} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({', '.join(quote(k) for k in keys)}) {action}"
+    )
+    return text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))

@@ -5,16 +5,12 @@ from __future__ import annotations
 from sqlalchemy import Connection, select
 
 from tuike.storage import tables as t
-from tuike.storage.db import insert_for
+from tuike.storage.db import upsert_add
 
 
 def bump(conn: Connection, name: str) -> None:
     """Increase a version counter by one (creating it at 1)."""
-    stmt = insert_for(conn, t.cache_versions).values(name=name, version=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["name"], set_={"version": t.cache_versions.c.version + 1}
-    )
-    conn.execute(stmt)
+    upsert_add(conn, t.cache_versions, ("name",), [{"name": name, "version": 1}], ("version",))
 
 
 def current(conn: Connection, name: str) -> int:

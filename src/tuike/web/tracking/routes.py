@@ -45,9 +45,9 @@ def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-@router.api_route(
+@router.head("/c/{code}", response_class=Response, include_in_schema=False)
+@router.get(
     "/c/{code}",
-    methods=["GET", "HEAD"],
     response_class=Response,
     responses={302: {"description": "to the landing page"}, 404: {}, 410: {}, 400: {}},
 )
@@ -138,7 +138,8 @@ def postback(request: Request, state: StateDep) -> JSONResponse:
         if program.require_signature or sig:
             secret = repo.program_secret(conn, program.id)
             raw = request.scope.get("query_string", b"").decode("latin-1")
-            if not sig or not hmac.compare_digest(sig.lower(), sign_query(raw, secret)):
+            expected = sign_query(raw, secret).encode()
+            if not sig or not hmac.compare_digest(sig.lower().encode(), expected):
                 return error_response(401, "signature missing or wrong", "sig")
         data = {k: v for k, v in query.items() if k not in ("key", "sig")}
         now = utcnow()

@@ -45,7 +45,13 @@ def create_merchant(body: MerchantIn, who: PrincipalDep, state: StateDep) -> Mer
     """Create a merchant (operator)."""
     who.require(OPERATOR)
     with state.db.write() as conn:
-        return MerchantOut.of(svc.create_merchant(conn, name=body.name, timezone=body.timezone))
+        return MerchantOut.of(
+            svc.create_merchant(
+                conn,
+                name=body.name,
+                timezone=body.timezone or state.settings.default_timezone,
+            )
+        )
 
 
 @router.get("/merchants", response_model=list[MerchantOut], tags=["merchants"])
@@ -122,7 +128,7 @@ def create_affiliate(body: AffiliateIn, who: PrincipalDep, state: StateDep) -> A
             conn,
             name=body.name,
             email=body.email,
-            timezone=body.timezone,
+            timezone=body.timezone or state.settings.default_timezone,
             channels=[c.model_dump() for c in body.channels],
         )
     return AffiliateOut.of(affiliate, private=True)

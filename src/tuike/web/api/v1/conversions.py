@@ -50,7 +50,7 @@ def record(body: ConversionIn, who: PrincipalDep, state: StateDep) -> JSONRespon
     return JSONResponse(result.body, status_code=result.http_status)
 
 
-@router.get("/conversions", response_model=list[ConversionOut])
+@router.get("/conversions", response_model=list[ConversionOut], response_model_exclude_none=True)
 def list_conversions(
     who: PrincipalDep,
     state: StateDep,
@@ -69,7 +69,9 @@ def list_conversions(
         )
 
 
-@router.get("/conversions/{conversion_id}", response_model=ConversionOut)
+@router.get(
+    "/conversions/{conversion_id}", response_model=ConversionOut, response_model_exclude_none=True
+)
 def get_conversion(conversion_id: str, who: PrincipalDep, state: StateDep) -> dict:
     """Return one conversion visible to the caller."""
     with state.db.read() as conn:

@@ -58,7 +58,9 @@ class IdempotentRoute(APIRoute):
                 replay.headers["Idempotent-Replayed"] = "true"
                 return replay
             response = await handler(request)
-            if response.status_code < 500 and isinstance(response, JSONResponse):
+            # FastAPI serializes response models into a plain Response, not a JSONResponse.
+            is_json = response.headers.get("content-type", "").startswith("application/json")
+            if response.status_code < 500 and is_json and hasattr(response, "body"):
 
                 def save() -> None:
                     with db.write() as conn:

@@ -28,7 +28,7 @@ class Strict(BaseModel):
 
 class MerchantIn(Strict):
     name: str = Field(max_length=200)
-    timezone: str = "Asia/Shanghai"
+    timezone: str | None = Field(None, description="IANA zone; default TUIKE_DEFAULT_TIMEZONE")
 
 
 class MerchantOut(BaseModel):
@@ -130,7 +130,7 @@ class ChannelIn(Strict):
 class AffiliateIn(Strict):
     name: str
     email: str
-    timezone: str = "Asia/Shanghai"
+    timezone: str | None = Field(None, description="IANA zone; default TUIKE_DEFAULT_TIMEZONE")
     channels: list[ChannelIn] = []
 
 

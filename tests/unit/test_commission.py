@@ -182,7 +182,7 @@ def test_fixed_sale_alone_without_percent() -> None:
     assert result.total == D("8")
 
 
-@pytest.mark.parametrize("event", ["lead", "install", "Sale", "refund", ""])
+@pytest.mark.parametrize("event", ["Sale", "refund", "", "signup2"])
 def test_unknown_event_is_invalid_field_event(event: str) -> None:
     p = plan({"cps_percent": "10", "fixed": {"signup": "1.00"}})
     with pytest.raises(InvalidField) as err:
@@ -190,9 +190,18 @@ def test_unknown_event_is_invalid_field_event(event: str) -> None:
     assert err.value.field == "event"
 
 
-def test_sale_is_always_a_known_event() -> None:
-    assert "sale" in plan({}).events()
-    assert plan({"fixed": {"lead": "1"}}).events() == frozenset({"sale", "lead"})
+def test_builtin_events_are_always_known() -> None:
+    assert plan({}).events() == frozenset({"sale", "lead", "install"})
+    assert plan({"fixed": {"register": "1"}}).events() == frozenset(
+        {"sale", "lead", "install", "register"}
+    )
+
+
+@pytest.mark.parametrize("event", ["lead", "install"])
+def test_builtin_event_without_a_rate_earns_nothing(event: str) -> None:
+    p = plan({"cps_percent": "10"})
+    result = compute_commission(p, event=event, amount=D("10.00"), currency="CNY")
+    assert result.total == D("0.00") and result.lines == ()
 
 
 # --- affiliate groups -------------------------------------------------------------------

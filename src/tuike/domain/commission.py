@@ -41,8 +41,8 @@ class CommissionPlan:
     groups: Mapping[str, Rates] = field(default_factory=dict)
 
     def events(self) -> frozenset[str]:
-        """Return every event this plan accepts."""
-        keys = {SALE, *self.base.fixed}
+        """Return every event this plan accepts: the built-in ones and its fixed-amount keys."""
+        keys = {*BUILTIN_EVENTS, *self.base.fixed}
         for rates in self.groups.values():
             keys.update(rates.fixed)
         return frozenset(keys)

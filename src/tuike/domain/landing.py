@@ -35,7 +35,11 @@ def check_landing_url(url: str, field: str = "url") -> str:
         raise InvalidField(field, "must be an absolute http(s) URL of at most 2048 characters")
     if any(ch in url for ch in "\r\n\t\x00\\"):
         raise InvalidField(field, "contains a forbidden character")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:
+        raise InvalidField(field, "is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidField(field, "must be an absolute http(s) URL")
     if parts.username is not None or parts.password is not None:

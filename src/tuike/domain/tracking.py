@@ -44,17 +44,20 @@ class ClickRecord:
     is_bot: bool
 
 
+def _echoed(query: dict[str, str], name: str) -> str:
+    value = query.get(name, "")
+    if len(value) > SUB_MAX:
+        raise InvalidField(name, f"must be at most {SUB_MAX} characters")
+    # A NUL cannot be stored in PostgreSQL text; no control character belongs in a sub id.
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidField(name, "must not contain control characters")
+    return value
+
+
 def parse_click_params(query: dict[str, str]) -> ClickParams:
     """Validate the optional query parameters of a click (raises InvalidField)."""
-    subs = []
-    for i in range(1, 6):
-        value = query.get(f"sub{i}", "")
-        if len(value) > SUB_MAX:
-            raise InvalidField(f"sub{i}", f"must be at most {SUB_MAX} characters")
-        subs.append(value)
-    aff_click_id = query.get("aff_click_id", "")
-    if len(aff_click_id) > SUB_MAX:
-        raise InvalidField("aff_click_id", f"must be at most {SUB_MAX} characters")
+    subs = [_echoed(query, f"sub{i}") for i in range(1, 6)]
+    aff_click_id = _echoed(query, "aff_click_id")
     return ClickParams(
         subs=(subs[0], subs[1], subs[2], subs[3], subs[4]),
         deep_link=query.get("url") or None,

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, insert, select, update
 
 from tuike.domain import ids
 from tuike.domain.catalog import (
@@ -34,7 +34,7 @@ from tuike.storage import tables as t
 
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 COUPON_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,63}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 CATALOG_VERSION_KEY = "catalog"
 
 
@@ -42,9 +42,16 @@ def check_timezone(name: str, field: str = "timezone") -> str:
     """Return an IANA time zone name or raise InvalidField."""
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise InvalidField(field, f"unknown time zone {name!r}") from None
     return name
+
+
+def _printable(value: str, field: str) -> str:
+    # A NUL cannot be stored in PostgreSQL text; no control character belongs in a name.
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidField(field, "must not contain control characters")
+    return value
 
 
 def _text(value: str, field: str, max_len: int = 200) -> str:
@@ -53,7 +60,7 @@ def _text(value: str, field: str, max_len: int = 200) -> str:
         raise InvalidField(field, "must not be empty")
     if len(value) > max_len:
         raise InvalidField(field, f"must be at most {max_len} characters")
-    return value
+    return _printable(value, field)
 
 
 def create_merchant(conn: Connection, *, name: str, timezone: str) -> Merchant:
@@ -68,6 +75,8 @@ def create_merchant(conn: Connection, *, name: str, timezone: str) -> Merchant:
 
 
 def _domains(values: Sequence[str]) -> list[str]:
+    if not isinstance(values, (list, tuple)):
+        raise InvalidField("allowed_domains", "must be a list of host names")
     out = []
     for raw in values:
         host = normalize_host(str(raw))
@@ -110,7 +119,7 @@ def _program_values(fields: Mapping[str, Any], currency: str) -> dict[str, Any]:
         if flag in fields:
             values[flag] = bool(fields[flag])
     if "category" in fields:
-        values["category"] = (fields["category"] or "").strip()[:64]
+        values["category"] = _printable((fields["category"] or "").strip()[:64], "category")
     if "timezone" in fields:
         values["timezone"] = check_timezone(fields["timezone"])
     return values
@@ -178,6 +187,8 @@ def create_affiliate(
     email = (email or "").strip().lower()
     if not EMAIL.match(email) or len(email) > 254:
         raise InvalidField("email", "is not an email address")
+    if conn.execute(select(t.affiliates.c.id).where(t.affiliates.c.email == email)).first():
+        raise Conflict("an affiliate with this email address exists already")
     now = utcnow()
     new_id = conn.execute(
         insert(t.affiliates).values(
@@ -245,7 +256,7 @@ def decide_membership(
     if group is not None:
         if len(group) > 40:
             raise InvalidField("group", "must be at most 40 characters")
-        values["group"] = group
+        values["group"] = _printable(group, "group")
     conn.execute(update(t.memberships).where(t.memberships.c.id == membership.id).values(**values))
     bump_version(conn)
     updated = repo.get_membership_by_id(conn, membership.id)
@@ -292,7 +303,7 @@ def _sub(value: str | None, field: str) -> str:
     value = value or ""
     if len(value) > 255:
         raise InvalidField(field, "must be at most 255 characters")
-    return value
+    return _printable(value, field)
 
 
 def create_link(

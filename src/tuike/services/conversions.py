@@ -94,7 +94,10 @@ def _parse_time(raw: Any, now: datetime, max_future: timedelta) -> datetime | No
         raise InvalidField("occurred_at", f"{raw!r} is not an ISO 8601 time") from None
     if value.tzinfo is None:
         raise InvalidField("occurred_at", "must carry a UTC offset (e.g. +08:00 or Z)")
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-12:00
+        raise InvalidField("occurred_at", "lies too far in the future") from None
     if value > now + max_future:
         raise InvalidField("occurred_at", "lies too far in the future")
     if value.year < 2000:

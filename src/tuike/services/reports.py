@@ -48,6 +48,13 @@ class ReportQuery:
     tz: str
 
 
+def _within_range(day: date, field: str) -> date:
+    # Beyond these the local day boundaries overflow the datetime range.
+    if not date(2000, 1, 1) <= day <= date(9999, 12, 30):
+        raise InvalidField(field, "must lie between 2000-01-01 and 9999-12-30")
+    return day
+
+
 def parse_query(
     *,
     start: str | None,
@@ -61,11 +68,13 @@ def parse_query(
     check_timezone(tz, "tz")
     today = datetime.now(ZoneInfo(tz)).date()
     try:
-        end_d = date.fromisoformat(end) if end else today
+        end_d = _within_range(date.fromisoformat(end) if end else today, "to")
     except ValueError:
         raise InvalidField("to", "must be a date like 2026-11-30") from None
     try:
-        start_d = date.fromisoformat(start) if start else end_d - timedelta(days=6)
+        start_d = _within_range(
+            date.fromisoformat(start) if start else end_d - timedelta(days=6), "from"
+        )
     except ValueError:
         raise InvalidField("from", "must be a date like 2026-11-01") from None
     if start_d > end_d:

@@ -95,7 +95,8 @@ def conversion_groups(
     """Sum conversion counters per program, currency (and hour) and the dimensions."""
     r = t.conversion_rollups
     cols = [*_columns(r, dims, with_hour), r.c.currency]
-    conds = _where(r, start, end, scope)
+    # Orders no affiliate earned are kept for reconciliation, not counted as performance.
+    conds = [*_where(r, start, end, scope), r.c.affiliate_id != 0]
     if statuses is not None:
         conds.append(r.c.status.in_(list(statuses)))
     stmt = (

@@ -188,4 +188,7 @@ def pixel(request: Request, state: StateDep) -> Response:
             )
     except DomainError as exc:
         log.info("pixel conversion refused: %s", exc)
+    except Exception:
+        # The pixel always answers its GIF (spec section 4): errors are logged, not shown.
+        log.exception("pixel conversion failed")
     return Response(GIF, media_type="image/gif", headers=NO_STORE)

@@ -9,6 +9,7 @@ from tuike.domain.errors import Forbidden, InvalidField, NotFound
 from tuike.services import catalog as svc
 from tuike.storage import catalog as repo
 from tuike.web.api.v1.deps import (
+    IdPath,
     PrincipalDep,
     StateDep,
     managed_program,
@@ -98,7 +99,7 @@ def list_programs(who: PrincipalDep, state: StateDep) -> list[ProgramOut]:
 
 
 @router.get("/programs/{program_id}", response_model=ProgramOut, tags=["programs"])
-def get_program(program_id: int, who: PrincipalDep, state: StateDep) -> ProgramOut:
+def get_program(program_id: IdPath, who: PrincipalDep, state: StateDep) -> ProgramOut:
     """Return one program."""
     with state.db.read() as conn:
         program = visible_program(conn, who, program_id)
@@ -108,7 +109,7 @@ def get_program(program_id: int, who: PrincipalDep, state: StateDep) -> ProgramO
 
 @router.patch("/programs/{program_id}", response_model=ProgramOut, tags=["programs"])
 def update_program(
-    program_id: int, body: ProgramPatch, who: PrincipalDep, state: StateDep
+    program_id: IdPath, body: ProgramPatch, who: PrincipalDep, state: StateDep
 ) -> ProgramOut:
     """Change a program's settings, plan or status (its merchant or the operator)."""
     with state.db.write() as conn:
@@ -149,7 +150,7 @@ def list_affiliates(who: PrincipalDep, state: StateDep) -> list[AffiliateOut]:
 
 
 @router.get("/affiliates/{affiliate_id}", response_model=AffiliateOut, tags=["affiliates"])
-def get_affiliate(affiliate_id: int, who: PrincipalDep, state: StateDep) -> AffiliateOut:
+def get_affiliate(affiliate_id: IdPath, who: PrincipalDep, state: StateDep) -> AffiliateOut:
     """Return one affiliate (themselves, the operator, or a merchant they work with)."""
     with state.db.read() as conn:
         affiliate = repo.get_affiliate(conn, affiliate_id)
@@ -173,7 +174,7 @@ def get_affiliate(affiliate_id: int, who: PrincipalDep, state: StateDep) -> Affi
     tags=["affiliates"],
 )
 def add_channel(
-    affiliate_id: int, body: ChannelIn, who: PrincipalDep, state: StateDep
+    affiliate_id: IdPath, body: ChannelIn, who: PrincipalDep, state: StateDep
 ) -> AffiliateOut:
     """Add a promotion channel to an affiliate (themselves or the operator)."""
     if not who.may_act_as_affiliate(affiliate_id):
@@ -193,7 +194,9 @@ def add_channel(
     response_model=MembershipOut,
     tags=["memberships"],
 )
-def apply(program_id: int, body: MembershipIn, who: PrincipalDep, state: StateDep) -> MembershipOut:
+def apply(
+    program_id: IdPath, body: MembershipIn, who: PrincipalDep, state: StateDep
+) -> MembershipOut:
     """Apply to a program (an affiliate for themselves, or the operator for one)."""
     who.require(AFFILIATE, OPERATOR)
     affiliate_id = who.owner_id if who.role == AFFILIATE else body.affiliate_id
@@ -227,7 +230,7 @@ def list_memberships(
 
 @router.patch("/memberships/{membership_id}", response_model=MembershipOut, tags=["memberships"])
 def decide(
-    membership_id: int, body: MembershipPatch, who: PrincipalDep, state: StateDep
+    membership_id: IdPath, body: MembershipPatch, who: PrincipalDep, state: StateDep
 ) -> MembershipOut:
     """Approve, reject or ban an affiliate in a program, and set their commission group."""
     with state.db.write() as conn:
@@ -249,7 +252,7 @@ def decide(
     tags=["creatives"],
 )
 def create_creative(
-    program_id: int, body: CreativeIn, who: PrincipalDep, state: StateDep
+    program_id: IdPath, body: CreativeIn, who: PrincipalDep, state: StateDep
 ) -> CreativeOut:
     """Add a creative (banner, text link, QR) to a program."""
     with state.db.write() as conn:
@@ -260,7 +263,7 @@ def create_creative(
 @router.get(
     "/programs/{program_id}/creatives", response_model=list[CreativeOut], tags=["creatives"]
 )
-def list_creatives(program_id: int, who: PrincipalDep, state: StateDep) -> list[CreativeOut]:
+def list_creatives(program_id: IdPath, who: PrincipalDep, state: StateDep) -> list[CreativeOut]:
     """List a program's creatives."""
     with state.db.read() as conn:
         visible_program(conn, who, program_id)
@@ -299,7 +302,7 @@ def list_links(who: PrincipalDep, state: StateDep) -> list[LinkOut]:
 
 
 @router.patch("/links/{link_id}", response_model=LinkOut, tags=["links"])
-def update_link(link_id: int, body: LinkPatch, who: PrincipalDep, state: StateDep) -> LinkOut:
+def update_link(link_id: IdPath, body: LinkPatch, who: PrincipalDep, state: StateDep) -> LinkOut:
     """Pause or resume a link (its affiliate, the program's merchant, or the operator)."""
     with state.db.write() as conn:
         link = repo.get_link(conn, link_id)

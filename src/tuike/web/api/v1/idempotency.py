@@ -13,6 +13,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from tuike.services.clock import utcnow
+from tuike.services.keys import authenticate
 from tuike.storage import tables as t
 from tuike.storage.db import insert_for
 from tuike.web.errors import error_response
@@ -40,6 +41,10 @@ class IdempotentRoute(APIRoute):
 
             def lookup() -> tuple[str, int, str] | None:
                 with db.read() as conn:
+                    # A revoked key gets its 401 from the route, never a replay.
+                    scheme, _, token = auth.partition(" ")
+                    if scheme.lower() != "bearer" or authenticate(conn, token.strip()) is None:
+                        return None
                     row = conn.execute(
                         select(t.idempotency_keys).where(
                             t.idempotency_keys.c.principal == principal,

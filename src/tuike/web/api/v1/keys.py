@@ -9,10 +9,11 @@ from tuike.domain.errors import NotFound
 from tuike.services.keys import create_key
 from tuike.storage import catalog as repo
 from tuike.web.api.v1.deps import PrincipalDep, StateDep
-from tuike.web.api.v1.idempotency import IdempotentRoute
 from tuike.web.api.v1.schemas import KeyIn, KeyOut, MeOut
 
-router = APIRouter(route_class=IdempotentRoute, tags=["keys"])
+# Not an IdempotentRoute: a replay would have to keep the new key in clear, and a key is
+# shown once (only its hash is stored).
+router = APIRouter(tags=["keys"])
 
 
 @router.get("/me", response_model=MeOut)

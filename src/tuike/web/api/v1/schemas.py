@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,7 @@ from tuike.domain.catalog import (
 from tuike.domain.commission import plan_to_dict
 
 Money = str
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class Strict(BaseModel):
@@ -42,7 +43,7 @@ class MerchantOut(BaseModel):
 
 
 class ProgramIn(Strict):
-    merchant_id: int | None = Field(None, description="Required for operator keys.")
+    merchant_id: Id | None = Field(None, description="Required for operator keys.")
     name: str
     currency: str = Field("CNY", description="ISO 4217 code")
     landing_url: str
@@ -80,7 +81,7 @@ class ProgramPatch(Strict):
 class ProgramOut(BaseModel):
     id: int
     public_id: str
-    merchant_id: int
+    merchant_id: Id
     name: str
     currency: str
     landing_url: str
@@ -162,7 +163,7 @@ class AffiliateOut(BaseModel):
 
 
 class MembershipIn(Strict):
-    affiliate_id: int | None = Field(None, description="Required for operator keys.")
+    affiliate_id: Id | None = Field(None, description="Required for operator keys.")
 
 
 class MembershipPatch(Strict):
@@ -172,8 +173,8 @@ class MembershipPatch(Strict):
 
 class MembershipOut(BaseModel):
     id: int
-    program_id: int
-    affiliate_id: int
+    program_id: Id
+    affiliate_id: Id
     status: str
     group: str
 
@@ -199,7 +200,7 @@ class CreativeIn(Strict):
 
 class CreativeOut(BaseModel):
     id: int
-    program_id: int
+    program_id: Id
     kind: str
     name: str
     image_url: str | None
@@ -213,10 +214,10 @@ class CreativeOut(BaseModel):
 
 
 class LinkIn(Strict):
-    program_id: int
-    affiliate_id: int | None = Field(None, description="Required for operator keys.")
+    program_id: Id
+    affiliate_id: Id | None = Field(None, description="Required for operator keys.")
     landing_url: str | None = Field(None, description="Deep link on an allowed domain")
-    creative_id: int | None = None
+    creative_id: Id | None = None
     sub1: str | None = None
     sub2: str | None = None
     sub3: str | None = None
@@ -232,8 +233,8 @@ class LinkOut(BaseModel):
     id: int
     code: str
     url: str = Field(description="The tracking URL to share")
-    program_id: int
-    affiliate_id: int
+    program_id: Id
+    affiliate_id: Id
     creative_id: int | None
     landing_url: str | None
     sub1: str
@@ -263,15 +264,15 @@ class LinkOut(BaseModel):
 
 
 class CouponIn(Strict):
-    program_id: int
-    affiliate_id: int
+    program_id: Id
+    affiliate_id: Id
     code: str
 
 
 class CouponOut(BaseModel):
     id: int
-    program_id: int
-    affiliate_id: int
+    program_id: Id
+    affiliate_id: Id
     code: str
 
     @classmethod
@@ -321,7 +322,7 @@ class ConversionOut(BaseModel):
 
 class KeyIn(Strict):
     role: str = Field(description="operator | merchant | affiliate | program")
-    owner_id: int | None = None
+    owner_id: Id | None = None
     name: str = "api"
 
 

@@ -8,39 +8,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
+from factories.http import assert_error, bearer, memberships, snapshot
 from factories.world import World, make_world
 from tuike.storage import tables
-from tuike.storage.tables import metadata
 
 API = "/api/v1"
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def snapshot(db: Any) -> dict[str, list[tuple]]:
-    """Return every row of every table: a refused request must leave all of it alone."""
-    out = {}
-    with db.read() as conn:
-        for table in metadata.sorted_tables:
-            key = next(iter(table.primary_key.columns))
-            out[table.name] = [tuple(r) for r in conn.execute(select(table).order_by(key))]
-    return out
-
-
-def assert_error(r: Any, status: int) -> None:
-    assert r.status_code == status, (r.request.method, r.request.url, r.text)
-    assert isinstance(r.json()["error"]["message"], str)
-
-
-def memberships(client: Any, key: str, **params: Any) -> list[dict[str, Any]]:
-    r = client.get(f"{API}/memberships", params=params, headers=bearer(key))
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 @pytest.fixture

@@ -3,60 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select
 
+from factories.http import assert_error, bearer, click, convert, memberships, snapshot
 from factories.world import World, make_world
 from tuike.storage import tables
-from tuike.storage.tables import metadata
 
 API = "/api/v1"
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def snapshot(db: Any) -> dict[str, list[tuple]]:
-    """Return every row of every table: a denied request must leave all of it alone."""
-    out = {}
-    with db.read() as conn:
-        for table in metadata.sorted_tables:
-            key = next(iter(table.primary_key.columns))
-            out[table.name] = [tuple(r) for r in conn.execute(select(table).order_by(key))]
-    return out
-
-
-def assert_error(r: Any, status: int) -> None:
-    assert r.status_code == status, (r.request.method, r.request.url, r.text)
-    assert isinstance(r.json()["error"]["message"], str)
-
-
-def click(client: Any, code: str) -> str:
-    r = client.get(f"/c/{code}")
-    assert r.status_code == 302, r.text
-    return parse_qs(urlsplit(r.headers["location"]).query)["tk_click"][0]
-
-
-def convert(client: Any, key: str, order_id: str, click_id: str) -> dict[str, Any]:
-    r = client.post(
-        f"{API}/conversions",
-        json={"order_id": order_id, "amount": "100.00", "click_id": click_id},
-        headers=bearer(key),
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def memberships(client: Any, key: str, **params: Any) -> list[dict[str, Any]]:
-    r = client.get(f"{API}/memberships", params=params, headers=bearer(key))
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 @pytest.fixture
@@ -67,8 +25,16 @@ def world(db: Any) -> World:
 @pytest.fixture
 def traffic(client: Any, world: World) -> dict[str, Any]:
     """A conversion for each affiliate, each in its own program, and a coupon each."""
-    conv_a = convert(client, world.program_key, "A-1", click(client, world.link.code))
-    conv_b = convert(client, world.other_program_key, "B-1", click(client, world.other_link.code))
+    conv_a = convert(
+        client, world.program_key, "A-1", click(client, world.link.code), amount="100.00"
+    )
+    conv_b = convert(
+        client,
+        world.other_program_key,
+        "B-1",
+        click(client, world.other_link.code),
+        amount="100.00",
+    )
     r = client.post(
         f"{API}/coupons",
         json={"program_id": world.program.id, "affiliate_id": world.affiliate_id, "code": "ANNA"},

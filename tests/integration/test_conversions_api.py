@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from factories.http import (
+    assert_error,
+    bearer,
+    click,
+    membership_id,
+    post,
+    read_back,
+    row_of,
+    sale,
+    stored,
+)
 from factories.world import World, make_world
 from tuike.domain import ids
 from tuike.domain.tracking import ClickRecord
@@ -20,76 +30,6 @@ URL = "/api/v1/conversions"
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def sale(order_id: str = "A-1", **fields: Any) -> dict[str, Any]:
-    return {
-        "event": "sale",
-        "order_id": order_id,
-        "amount": "199.00",
-        "currency": "CNY",
-        **fields,
-    }
-
-
-def post(client: Any, w: World, body: dict[str, Any], **headers: str) -> Any:
-    return client.post(URL, json=body, headers={**bearer(w.program_key), **headers})
-
-
-def click(client: Any, code: str) -> str:
-    r = client.get(f"/c/{code}?aff_click_id=AFF-1")
-    assert r.status_code == 302, r.text
-    return parse_qs(urlsplit(r.headers["location"]).query)["tk_click"][0]
-
-
-def count(db: Any, table: Any) -> int:
-    with db.read() as conn:
-        return conn.execute(select(func.count()).select_from(table)).scalar()
-
-
-def stored(db: Any) -> tuple[int, int, int]:
-    """Return (conversions, conversion events, conversions counted in the rollups)."""
-    with db.read() as conn:
-        rolled = conn.execute(
-            select(func.coalesce(func.sum(tables.conversion_rollups.c.conversions), 0))
-        ).scalar()
-    return count(db, tables.conversions), count(db, tables.conversion_events), int(rolled)
-
-
-def row_of(db: Any, order_id: str, event: str = "sale") -> Any:
-    c = tables.conversions.c
-    with db.read() as conn:
-        return conn.execute(
-            select(tables.conversions).where(c.order_id == order_id, c.event == event)
-        ).one()
-
-
-def read_back(client: Any, w: World, conversion_id: str) -> dict[str, Any]:
-    r = client.get(f"{URL}/{conversion_id}", headers=bearer(w.merchant_key))
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert not body.pop("duplicate", None)
-    return body
-
-
-def assert_error(r: Any, status: int, field: str | None) -> None:
-    assert r.status_code == status, r.text
-    error = r.json()["error"]
-    assert isinstance(error["message"], str) and error["message"]
-    if field is None:
-        assert "field" not in error or error["field"] is None
-    else:
-        assert error["field"] == field, error
-
-
-def membership_id(client: Any, w: World, affiliate_id: int) -> int:
-    r = client.get(f"/api/v1/memberships?program_id={w.program.id}", headers=bearer(w.merchant_key))
-    (mid,) = [m["id"] for m in r.json() if m["affiliate_id"] == affiliate_id]
-    return mid
 
 
 def click_at(db: Any, w: World, at: datetime) -> str:
@@ -127,7 +67,7 @@ def world(db: Any) -> World:
 
 
 def test_new_sale_answers_201_with_the_documented_body(db, client, world):
-    click_id = click(client, world.link.code)
+    click_id = click(client, world.link.code, aff_click_id="AFF-1")
     r = post(client, world, sale(click_id=click_id, customer_id="cust-42"))
     assert r.status_code == 201, r.text
     body = r.json()
@@ -160,7 +100,7 @@ def test_new_sale_answers_201_with_the_documented_body(db, client, world):
 
 
 def test_repeat_is_a_duplicate_never_a_second_conversion(db, client, world):
-    click_id = click(client, world.link.code)
+    click_id = click(client, world.link.code, aff_click_id="AFF-1")
     first = post(client, world, sale(click_id=click_id))
     assert first.status_code == 201
     for _ in range(3):
@@ -213,7 +153,7 @@ def test_coupon_owned_by_an_affiliate_attributes_the_order(db, client, world):
     )
     assert body["commission"] == "19.90"
     # A click id in hand wins over the coupon.
-    click_id = click(client, world.link.code)
+    click_id = click(client, world.link.code, aff_click_id="AFF-1")
     r = post(client, world, sale("C-2", coupon="SUMMER-ANNA", click_id=click_id))
     assert (r.json()["affiliate_id"], r.json()["attribution"]) == (world.affiliate_id, "click_id")
     # An unknown coupon attributes nothing.
@@ -222,7 +162,7 @@ def test_coupon_owned_by_an_affiliate_attributes_the_order(db, client, world):
 
 
 def test_click_id_of_another_program_is_refused_and_nothing_stored(db, client, world):
-    foreign = click(client, world.other_link.code)
+    foreign = click(client, world.other_link.code, aff_click_id="AFF-1")
     assert_error(post(client, world, sale(click_id=foreign)), 400, "click_id")
     assert_error(post(client, world, sale(click_id="not-a-click-id")), 400, "click_id")
     assert stored(db) == (0, 0, 0)
@@ -251,7 +191,7 @@ def test_click_outside_the_cookie_window_does_not_attribute(db, client, world):
 
 
 def test_item_commission_uses_category_rates(db, client, world):
-    click_id = click(client, world.link.code)
+    click_id = click(client, world.link.code, aff_click_id="AFF-1")
     items = [
         {"sku": "P1", "category": "phones", "amount": "1000.00", "quantity": 1},  # 3% = 30.00
         {"sku": "A1", "category": "accessories", "amount": "49.90", "quantity": 2},  # 8% = 7.98
@@ -285,7 +225,9 @@ def test_vip_group_override_applies_to_its_members(db, client, world):
         headers=bearer(world.merchant_key),
     )
     assert r.status_code == 200 and r.json()["group"] == "vip"
-    r = post(client, world, sale("VIP", click_id=click(client, world.link.code)))
+    r = post(
+        client, world, sale("VIP", click_id=click(client, world.link.code, aff_click_id="AFF-1"))
+    )
     assert r.json()["commission"] == "23.88"  # 12% of 199.00
     # The other affiliate is not in the group.
     coupon = client.post(
@@ -306,7 +248,7 @@ def test_vip_group_override_applies_to_its_members(db, client, world):
     ("event", "commission"), [("lead", "5.00"), ("install", "2.50"), ("register", "1.00")]
 )
 def test_fixed_commission_events(db, client, world, event, commission):
-    click_id = click(client, world.link.code)
+    click_id = click(client, world.link.code, aff_click_id="AFF-1")
     r = post(client, world, {"event": event, "order_id": "E-1", "click_id": click_id})
     assert r.status_code == 201, r.text
     assert (r.json()["event"], r.json()["commission"], r.json()["amount"]) == (
@@ -326,7 +268,7 @@ def test_unknown_event_is_refused(db, client, world):
     r = client.post(URL, json={"event": "register", "order_id": "R-1"}, headers=other)
     assert_error(r, 400, "event")
     assert stored(db) == (0, 0, 0)
-    click_id = click(client, world.other_link.code)
+    click_id = click(client, world.other_link.code, aff_click_id="AFF-1")
     r = client.post(
         URL, json={"event": "lead", "order_id": "L-1", "click_id": click_id}, headers=other
     )

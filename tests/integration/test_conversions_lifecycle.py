@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
+from factories.http import assert_error, bearer, click, count, post, read_back, row_of, sale, stored
 from factories.world import World, make_world
 from tuike.services.keys import hash_key, revoke_key
 from tuike.storage import tables
@@ -20,70 +20,6 @@ URL = "/api/v1/conversions"
 # --- helpers -------------------------------------------------------------------------
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def sale(order_id: str = "A-1", **fields: Any) -> dict[str, Any]:
-    return {
-        "event": "sale",
-        "order_id": order_id,
-        "amount": "199.00",
-        "currency": "CNY",
-        **fields,
-    }
-
-
-def post(client: Any, w: World, body: dict[str, Any], **headers: str) -> Any:
-    return client.post(URL, json=body, headers={**bearer(w.program_key), **headers})
-
-
-def click(client: Any, code: str) -> str:
-    r = client.get(f"/c/{code}?aff_click_id=AFF-1")
-    assert r.status_code == 302, r.text
-    return parse_qs(urlsplit(r.headers["location"]).query)["tk_click"][0]
-
-
-def count(db: Any, table: Any) -> int:
-    with db.read() as conn:
-        return conn.execute(select(func.count()).select_from(table)).scalar()
-
-
-def stored(db: Any) -> tuple[int, int, int]:
-    """Return (conversions, conversion events, conversions counted in the rollups)."""
-    with db.read() as conn:
-        rolled = conn.execute(
-            select(func.coalesce(func.sum(tables.conversion_rollups.c.conversions), 0))
-        ).scalar()
-    return count(db, tables.conversions), count(db, tables.conversion_events), int(rolled)
-
-
-def row_of(db: Any, order_id: str, event: str = "sale") -> Any:
-    c = tables.conversions.c
-    with db.read() as conn:
-        return conn.execute(
-            select(tables.conversions).where(c.order_id == order_id, c.event == event)
-        ).one()
-
-
-def read_back(client: Any, w: World, conversion_id: str) -> dict[str, Any]:
-    r = client.get(f"{URL}/{conversion_id}", headers=bearer(w.merchant_key))
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert not body.pop("duplicate", None)
-    return body
-
-
-def assert_error(r: Any, status: int, field: str | None) -> None:
-    assert r.status_code == status, r.text
-    error = r.json()["error"]
-    assert isinstance(error["message"], str) and error["message"]
-    if field is None:
-        assert "field" not in error or error["field"] is None
-    else:
-        assert error["field"] == field, error
-
-
 @pytest.fixture
 def world(db: Any) -> World:
     return make_world(db)
@@ -93,7 +29,7 @@ def world(db: Any) -> World:
 
 
 def test_pending_approved_refunded(db, client, world):
-    click_id = click(client, world.link.code)
+    click_id = click(client, world.link.code, aff_click_id="AFF-1")
     created = post(client, world, sale(click_id=click_id)).json()
     r = post(client, world, {"order_id": "A-1", "status": "approved"})
     assert r.status_code == 200, r.text
@@ -120,7 +56,7 @@ def test_pending_approved_refunded(db, client, world):
 
 
 def test_partial_refunds_carry_the_cumulative_amount(db, client, world):
-    click_id = click(client, world.link.code)
+    click_id = click(client, world.link.code, aff_click_id="AFF-1")
     assert post(client, world, sale(click_id=click_id)).json()["commission"] == "19.90"
     r = post(client, world, {"order_id": "A-1", "status": "refunded", "refund_amount": "99.00"})
     assert r.status_code == 200, r.text
@@ -144,7 +80,7 @@ def test_partial_refunds_carry_the_cumulative_amount(db, client, world):
 
 
 def test_illegal_moves_answer_409_and_change_nothing(db, client, world):
-    click_id = click(client, world.link.code)
+    click_id = click(client, world.link.code, aff_click_id="AFF-1")
     approved = post(client, world, sale("AP", click_id=click_id, status="approved")).json()
     assert approved["status"] == "approved"
     post(client, world, {"order_id": "AP", "status": "refunded", "refund_amount": "50.00"})
@@ -174,7 +110,7 @@ def test_illegal_moves_answer_409_and_change_nothing(db, client, world):
 
 
 def test_idempotency_key_replays_the_first_answer(db, client, world):
-    click_id = click(client, world.link.code)
+    click_id = click(client, world.link.code, aff_click_id="AFF-1")
     body = sale(click_id=click_id)
     first = post(client, world, body, **{"Idempotency-Key": "k-1"})
     assert first.status_code == 201

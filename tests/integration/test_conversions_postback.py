@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from factories.http import assert_error, bearer, click, count, patch_program, row_of
 from factories.world import World, make_world
 from tuike.services.keys import hash_key, revoke_key
 from tuike.storage import tables
@@ -20,15 +21,6 @@ GIF_MAGIC = (b"GIF87a", b"GIF89a")
 # --- helpers -------------------------------------------------------------------------
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def count(db: Any, table: Any) -> int:
-    with db.read() as conn:
-        return conn.execute(select(func.count()).select_from(table)).scalar()
-
-
 def stored(db: Any) -> tuple[int, int, int]:
     """Return (conversions, conversion events, conversion rollup rows)."""
     return (
@@ -36,19 +28,6 @@ def stored(db: Any) -> tuple[int, int, int]:
         count(db, tables.conversion_events),
         count(db, tables.conversion_rollups),
     )
-
-
-def row_of(db: Any, order_id: str) -> Any:
-    with db.read() as conn:
-        return conn.execute(
-            select(tables.conversions).where(tables.conversions.c.order_id == order_id)
-        ).one()
-
-
-def click(client: Any, code: str) -> str:
-    r = client.get(f"/c/{code}")
-    assert r.status_code == 302, r.text
-    return parse_qs(urlsplit(r.headers["location"]).query)["tk_click"][0]
 
 
 def pb_query(key: str, order_id: str = "PB-1", **fields: str) -> str:
@@ -73,20 +52,6 @@ def secret_of(client: Any, w: World) -> str:
     secret = r.json()["postback_secret"]
     assert isinstance(secret, str) and len(secret) >= 32
     return secret
-
-
-def patch_program(client: Any, w: World, **fields: Any) -> None:
-    r = client.patch(
-        f"/api/v1/programs/{w.program.id}", json=fields, headers=bearer(w.merchant_key)
-    )
-    assert r.status_code == 200, r.text
-
-
-def assert_error(r: Any, status: int, field: str | None) -> None:
-    assert r.status_code == status, r.text
-    error = r.json()["error"]
-    assert error["message"]
-    assert error.get("field") == field, error
 
 
 def pixel(client: Any, w: World, order_id: str = "PX-1", **fields: str) -> Any:

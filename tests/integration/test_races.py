@@ -11,26 +11,17 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
+from factories.http import bearer, click, count
 from factories.world import World, make_world
 from tuike.services.clock import utcnow
 from tuike.services.conversions import parse_request, record_conversion
 from tuike.storage import tables
 
 N = 16
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def count(db: Any, table: Any) -> int:
-    with db.read() as conn:
-        return conn.execute(select(func.count()).select_from(table)).scalar()
 
 
 def rolled_up(db: Any) -> tuple[int, int]:
@@ -56,12 +47,6 @@ def run_together(n: int, fn: Any) -> list[Any]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(task, range(n)))
-
-
-def click(client: Any, code: str) -> str:
-    r = client.get(f"/c/{code}")
-    assert r.status_code == 302, r.text
-    return parse_qs(urlsplit(r.headers["location"]).query)["tk_click"][0]
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select
 
+from factories.http import assert_error, bearer
+from factories.http import convert as convert_now
 from factories.world import World, make_world
 from tuike.domain import ids
 from tuike.domain.catalog import Link
@@ -39,10 +41,6 @@ NOON = datetime.combine(DAY, time(4, 0), UTC)  # 12:00 in Shanghai, same day
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def clicks_at(
@@ -86,12 +84,10 @@ def clicks_at(
 
 
 def convert(client: Any, key: str, order_id: str, click_id: str | None, **fields: Any) -> Any:
-    body = {"order_id": order_id, "amount": "199.00", "occurred_at": LATE.isoformat(), **fields}
-    if click_id:
-        body["click_id"] = click_id
-    r = client.post("/api/v1/conversions", json=body, headers=bearer(key))
-    assert r.status_code == 201, r.text
-    return r.json()
+    """Record a new conversion that happened at LATE (unless fields say otherwise)."""
+    return convert_now(
+        client, key, order_id, click_id, **{"occurred_at": LATE.isoformat(), **fields}
+    )
 
 
 def report(client: Any, key: str, **params: Any) -> Any:
@@ -104,12 +100,6 @@ def report(client: Any, key: str, **params: Any) -> Any:
 
 def rows(client: Any, key: str, **params: Any) -> list[dict[str, Any]]:
     return report(client, key, **params).json()["rows"]
-
-
-def assert_error(r: Any, field: str) -> None:
-    assert r.status_code == 400, r.text
-    assert r.json()["error"]["field"] == field
-    assert r.json()["error"]["message"]
 
 
 @pytest.fixture
@@ -311,7 +301,7 @@ def test_bad_report_parameters_are_400(client, world):
         ({"format": "xml"}, "format"),
     ]
     for params, field in cases:
-        assert_error(client.get(URL, params=params, headers=bearer(key)), field)
+        assert_error(client.get(URL, params=params, headers=bearer(key)), 400, field)
     r = client.get(URL)
     assert r.status_code == 401 and r.json()["error"]["message"]
 

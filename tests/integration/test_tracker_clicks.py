@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from factories.http import bearer, count, membership_id, patch_program
 from factories.world import World, make_world
 from tuike.domain import ids
 from tuike.storage import tables
@@ -29,11 +30,6 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def count(db: Any, table: Any) -> int:
-    with db.read() as conn:
-        return conn.execute(select(func.count()).select_from(table)).scalar()
 
 
 def stored_nothing(db: Any) -> bool:
@@ -80,24 +76,6 @@ def cookie_attrs(raw: str) -> dict[str, str]:
         name, _, value = part.strip().partition("=")
         attrs[name.lower()] = value
     return attrs
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def patch_program(client: Any, w: World, **fields: Any) -> None:
-    r = client.patch(
-        f"/api/v1/programs/{w.program.id}", json=fields, headers=bearer(w.merchant_key)
-    )
-    assert r.status_code == 200, r.text
-
-
-def membership_id(client: Any, w: World, affiliate_id: int) -> int:
-    r = client.get(f"/api/v1/memberships?program_id={w.program.id}", headers=bearer(w.merchant_key))
-    assert r.status_code == 200, r.text
-    (mid,) = [m["id"] for m in r.json() if m["affiliate_id"] == affiliate_id]
-    return mid
 
 
 def assert_small_html_page(response: Any, status: int) -> None:

@@ -119,10 +119,10 @@ def _print_credentials(summary, settings: Settings) -> None:
     base = settings.public_url.rstrip("/")
     console.print("\n[bold]Demo API keys[/bold] (Authorization: Bearer <key>)")
     for label, key in summary.keys:
-        console.print(f"  {label:<34} {key}", highlight=False)
+        console.print(f"  {key}  {label}", highlight=False, soft_wrap=True)
     console.print("\n[bold]Demo logins[/bold] (portals)")
     for role, email, password in summary.logins:
-        console.print(f"  {role:<10} {email:<32} {password}", highlight=False)
+        console.print(f"  {role:<10} {email:<32} {password}", highlight=False, soft_wrap=True)
     console.print(f"\nThe keys are also saved in {settings_keys_file(settings)}")
     settings_keys_file(settings).write_text(
         "\n".join(f"{label}\t{key}" for label, key in summary.keys)

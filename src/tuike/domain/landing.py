@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from tuike.domain.errors import InvalidField
 
@@ -58,6 +58,13 @@ def check_deep_link(url: str, allowed_domains: Iterable[str], field: str = "url"
 
 def with_query_param(url: str, name: str, value: str) -> str:
     """Return the URL with ``name=value`` set in its query, keeping other parameters."""
+    base, hash_, fragment = url.partition("#")
+    head, mark, query = base.partition("?")
+    if not any(unquote_plus(p.partition("=")[0]) == name for p in query.split("&")):
+        # The usual case: append, leaving the existing query byte for byte as it was.
+        joiner = "&" if query else ("" if mark else "?")
+        param = f"{quote(name, safe='')}={quote(value, safe='')}"
+        return f"{head}{mark}{query}{joiner}{param}{hash_}{fragment}"
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
     query.append((name, value))

@@ -19,6 +19,9 @@ def store_ip(ip: str | None, mode: str, salt: str) -> str | None:
         return ip
     if mode == "hashed":
         return "h:" + hmac.new(salt.encode(), ip.encode(), hashlib.sha256).hexdigest()[:32]
+    fast = _truncate_ipv4(ip)
+    if fast is not None:
+        return fast
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -27,6 +30,19 @@ def store_ip(ip: str | None, mode: str, salt: str) -> str | None:
         addr = addr.ipv4_mapped
     prefix = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
+
+
+def _truncate_ipv4(ip: str) -> str | None:
+    """Return the /24 of a plain dotted IPv4 address without the ipaddress module (hot path)."""
+    parts = ip.split(".")
+    if len(parts) != 4:
+        return None
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or len(part) > 3 or int(part) > 255:
+            return None
+        if len(part) > 1 and part[0] == "0":
+            return None  # leading zeros: let ipaddress refuse them
+    return f"{int(parts[0])}.{int(parts[1])}.{int(parts[2])}.0"
 
 
 def hash_customer_id(customer_id: str, salt: str) -> str:

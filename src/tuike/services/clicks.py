@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from tuike.adapters.useragent import classify
 from tuike.domain import ids
@@ -25,6 +25,7 @@ from tuike.domain.tracking import (
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
 from tuike.storage import versions
+from tuike.storage.clicks import insert_clicks
 from tuike.storage.db import Database, upsert_add
 
 CATALOG = "catalog"
@@ -195,36 +196,10 @@ def record_clicks(conn: Connection, records: Sequence[ClickRecord]) -> None:
     """Insert clicks and add them to the hourly rollups, aggregated per batch."""
     if not records:
         return
-    rows = []
     counts: Counter[tuple] = Counter()
     uniques: Counter[tuple] = Counter()
     bots: Counter[tuple] = Counter()
     for c in records:
-        rows.append(
-            {
-                "id": c.id,
-                "clicked_at": c.clicked_at,
-                "program_id": c.program_id,
-                "link_id": c.link_id,
-                "affiliate_id": c.affiliate_id,
-                "creative_id": c.creative_id,
-                "sub1": c.subs[0],
-                "sub2": c.subs[1],
-                "sub3": c.subs[2],
-                "sub4": c.subs[3],
-                "sub5": c.subs[4],
-                "aff_click_id": c.aff_click_id,
-                "landing_url": c.landing_url[:2048],
-                "ip": c.ip,
-                "user_agent": c.user_agent[:512],
-                "referer": c.referer[:2048],
-                "country": c.country,
-                "device": c.device,
-                "visitor": c.visitor,
-                "is_unique": c.is_unique,
-                "is_bot": c.is_bot,
-            }
-        )
         key = (
             _hour(c.clicked_at),
             c.program_id,
@@ -242,7 +217,7 @@ def record_clicks(conn: Connection, records: Sequence[ClickRecord]) -> None:
             counts[key] += 1
             if c.is_unique:
                 uniques[key] += 1
-    conn.execute(insert(t.clicks), rows)
+    insert_clicks(conn, records)
     rollups = [
         dict(zip(t.ROLLUP_KEYS, key, strict=True))
         | {

@@ -1,4 +1,4 @@
-"""The demo world's cast and scenery: programs, affiliates, visitors, traffic rhythm.
+"""The demo world's cast: merchants, programs, affiliates and who joins which program.
 
 Pure data and generators driven by one ``random.Random``; ``services.demo`` turns them
 into rows through the ordinary service functions.
@@ -9,12 +9,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
-
-from tuike.services.clicks import Visit
 
 TZ_NAME = "Asia/Shanghai"
 TZ = ZoneInfo(TZ_NAME)
@@ -67,7 +63,7 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         fallback_url="https://beauty.example.com/sale",
         allowed_domains=("beauty.example.com", "huayan.example.cn"),
         cookie_days=30,
-        lock_days=15,
+        lock_days=20,
         plan={
             "cps_percent": "12",
             "category_percent": {"skincare": "15", "makeup": "10"},
@@ -75,7 +71,7 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         },
         category="beauty",
         popularity=0.30,
-        primary=(("sale", 0.034),),
+        primary=(("sale", 0.017),),
         goods=(("skincare", 89, 399), ("makeup", 59, 269), ("haircare", 39, 159)),
         amount_range=(80, 600),
         deep_paths=("p/serum-30ml", "p/lipstick-matte", "c/skincare", "activity/1111"),
@@ -93,7 +89,7 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         plan={"cps_percent": "8", "category_percent": {"fragrance": "6"}},
         category="beauty",
         popularity=0.10,
-        primary=(("sale", 0.022),),
+        primary=(("sale", 0.012),),
         goods=(("fragrance", 299, 899), ("skincare", 159, 699)),
         amount_range=(150, 900),
         deep_paths=("p/eau-de-parfum-50ml", "brand/sk"),
@@ -106,7 +102,7 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         fallback_url="https://electronics.example.com/deals",
         allowed_domains=("electronics.example.com", "geekmall.example.cn"),
         cookie_days=7,
-        lock_days=7,
+        lock_days=14,
         plan={
             "cps_percent": "3",
             "category_percent": {"phones": "2", "accessories": "8"},
@@ -114,7 +110,7 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         },
         category="electronics",
         popularity=0.22,
-        primary=(("sale", 0.016), ("lead", 0.011)),
+        primary=(("sale", 0.009), ("lead", 0.006)),
         goods=(("phones", 1999, 7999), ("laptops", 3999, 7999), ("accessories", 29, 399)),
         amount_range=(300, 8000),
         deep_paths=("p/phone-15-pro", "p/earbuds", "c/laptops", "trade-in"),
@@ -132,7 +128,7 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         plan={"cps_percent": "5", "category_percent": {"refurbished": "4"}},
         category="electronics",
         popularity=0.10,
-        primary=(("sale", 0.03),),
+        primary=(("sale", 0.016),),
         goods=(("refurbished", 499, 2999), ("accessories", 19, 199)),
         amount_range=(100, 3000),
         deep_paths=("flash-sale", "c/refurbished"),
@@ -145,15 +141,15 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         fallback_url="https://app.ledong.example.com/",
         allowed_domains=("app.ledong.example.com",),
         cookie_days=7,
-        lock_days=3,
+        lock_days=10,
         plan={
             "fixed": {"install": "3.00", "register": "8.00"},
             "groups": {"kol": {"fixed": {"install": "4.00"}}},
         },
         category="app",
         popularity=0.16,
-        primary=(("install", 0.06),),
-        followups=(("install", "register", 0.45),),
+        primary=(("install", 0.027),),
+        followups=(("install", "register", 0.4),),
         deep_paths=("download?ch=ios", "download?ch=android"),
         group="kol",
         reject_rate=0.02,
@@ -166,12 +162,12 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         fallback_url="https://app.ledong.example.com/",
         allowed_domains=("starsea.ledong.example.com",),
         cookie_days=15,
-        lock_days=10,
+        lock_days=20,
         plan={"fixed": {"install": "2.50", "purchase": "6.00"}},
         category="game",
         popularity=0.12,
-        primary=(("install", 0.05),),
-        followups=(("install", "purchase", 0.3),),
+        primary=(("install", 0.024),),
+        followups=(("install", "purchase", 0.25),),
         purchase_amounts=(6, 30, 68, 128, 198, 328, 648),
         deep_paths=("gift-pack",),
     ),
@@ -221,85 +217,6 @@ PLACEMENTS = {
     "app": ("app-feed", "mini-program"),
 }
 CAMPAIGNS = ("", "", "", "1111", "daily-deal", "new-user")
-
-_IOS = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS {v} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-)
-_AND = "Mozilla/5.0 (Linux; Android {v}; {m} Build/{b}; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/{c} Mobile Safari/537.36"  # noqa: E501
-UA_GROUPS: dict[str, tuple[str, ...]] = {
-    "wechat": (
-        _IOS.format(v="18_1")
-        + " Mobile/15E148 MicroMessenger/8.0.53(0x18003531) NetType/WIFI Language/zh_CN",
-        _IOS.format(v="17_6")
-        + " Mobile/15E148 MicroMessenger/8.0.50(0x1800323c) NetType/4G Language/zh_CN",
-        _AND.format(v="14", m="23127PN0CC", b="UKQ1.230804.001", c="130.0.6723.103")
-        + " XWEB/1300259 MMWEBSDK/20240404 MicroMessenger/8.0.49.2600(0x2800313D) WeChat/arm64 Weixin NetType/5G Language/zh_CN ABI/arm64",  # noqa: E501
-        _AND.format(v="13", m="V2309A", b="TP1A.220624.014", c="122.0.6261.120")
-        + " XWEB/1220099 MMWEBSDK/20231201 MicroMessenger/8.0.47.2560(0x28002F30) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64",  # noqa: E501
-    ),
-    "inapp": (
-        _IOS.format(v="17_5") + " Mobile/15E148 Weibo (iPhone15,2__weibo__14.6.1__iphone__os17.5)",
-        _AND.format(v="13", m="V2227A", b="TP1A.220624.014", c="116.0.0.0")
-        + " aweme_310100 JsSdk/1.0 NetType/WIFI AppName/aweme app_version/31.1.0 ByteLocale/zh-CN Region/CN",  # noqa: E501
-        _IOS.format(v="17_4") + " Mobile/15E148 discover/8.30 XiaoHongShu/8.30.2",
-    ),
-    "mobile": (
-        _IOS.format(v="17_6") + " Version/17.6 Mobile/15E148 Safari/604.1",
-        _IOS.format(v="18_1") + " Version/18.1 Mobile/15E148 Safari/604.1",
-        "Mozilla/5.0 (Linux; Android 12; NOH-AN00) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.6045.193 Mobile Safari/537.36",  # noqa: E501
-        "Mozilla/5.0 (Linux; U; Android 13; zh-cn; 2211133C Build/TKQ1.220905.001) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/109.0.5414.118 Mobile Safari/537.36 XiaoMi/MiuiBrowser/18.1.30527",  # noqa: E501
-        "Mozilla/5.0 (Linux; Android 14; PJZ110 Build/UP1A.230620.001) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.179 Mobile Safari/537.36 HeyTapBrowser/40.8.39.1",  # noqa: E501
-        "Mozilla/5.0 (Linux; Android 14; SM-S9180) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.81 Mobile Safari/537.36",  # noqa: E501
-    ),
-    "tablet": (
-        "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",  # noqa: E501
-        "Mozilla/5.0 (Linux; Android 13; MRO-W00) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/118.0.0.0 Safari/537.36",  # noqa: E501
-    ),
-    "desktop": (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",  # noqa: E501
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",  # noqa: E501
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",  # noqa: E501
-        "Mozilla/5.0 (Windows NT 10.0; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0.0.0 Safari/537.36 QQBrowser/12.8.5728.400",  # noqa: E501
-    ),
-}
-BOT_UAS = (
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
-    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
-    "Sogou web spider/4.0(+http://www.sogou.com/docs/help/webmasters.htm#07)",
-    "Mozilla/5.0 (Linux; Android 5.0) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36 (compatible; Bytespider; spider-feedback@bytedance.com)",  # noqa: E501
-    "python-requests/2.32.3",
-    "curl/8.5.0",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.6099.109 Safari/537.36",  # noqa: E501
-)
-# How each channel kind's audience browses: weights of the UA groups above.
-UA_MIX: dict[str, dict[str, float]] = {
-    "im": {"wechat": 80, "mobile": 14, "desktop": 6},
-    "sns": {"inapp": 50, "mobile": 32, "wechat": 10, "tablet": 3, "desktop": 5},
-    "website": {"mobile": 52, "wechat": 8, "desktop": 32, "tablet": 8},
-    "blog": {"mobile": 45, "wechat": 7, "desktop": 40, "tablet": 8},
-    "forum": {"mobile": 45, "desktop": 50, "tablet": 5},
-    "app": {"mobile": 88, "wechat": 7, "tablet": 5},
-}
-COUNTRIES = (("CN", 86.0), ("HK", 5.0), ("TW", 3.0), ("SG", 3.0), ("US", 3.0))
-IP_PREFIXES: dict[str, tuple[str, ...]] = {
-    "CN": ("36.", "39.", "42.", "58.", "60.", "101.", "106.", "110.", "111.", "112.", "113.",
-           "114.", "115.", "116.", "117.", "119.", "120.", "121.", "122.", "123.", "124.",
-           "125.", "180.", "182.", "183.", "218.", "219.", "220.", "221.", "222.", "223."),
-    "HK": ("14.136.", "42.2.", "58.176.", "112.118.", "203.198.", "219.76."),
-    "TW": ("1.160.", "36.224.", "61.216.", "114.32.", "118.160."),
-    "SG": ("42.60.", "116.86.", "119.56.", "175.156.", "203.116."),
-    "US": ("23.94.", "24.5.", "67.160.", "73.12.", "98.207.", "173.48."),
-    "bot": ("66.249.", "40.77.", "220.181.", "47.92.", "123.125.", "34.102."),
-}  # fmt: skip
-
-# Relative clicks by local hour: quiet nights, a lunch bump, a late-evening peak; and the
-# shape of the 11.11 shopping festival, which opens with a midnight rush.
-HOURLY = (0.55, 0.35, 0.22, 0.15, 0.12, 0.15, 0.3, 0.6, 0.9, 1.1, 1.2, 1.3,
-          1.55, 1.35, 1.2, 1.2, 1.3, 1.4, 1.6, 1.9, 2.3, 2.6, 2.4, 1.3)  # fmt: skip
-FESTIVAL = (6.0, 3.0, 1.2, 0.6, 0.3, 0.3, 0.5, 0.9, 1.3, 1.6, 1.8, 1.9,
-            2.1, 2.0, 1.8, 1.8, 1.9, 2.0, 2.2, 2.6, 3.2, 3.6, 3.8, 3.0)  # fmt: skip
-SPIKE = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,88 +294,6 @@ def referer_for(channel: dict[str, str], placement: str) -> str:
     return channel["url"]
 
 
-class VisitMaker:
-    """Make visits: realistic user agents per channel kind, countries, random IPs."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-        self._pools: dict[str, tuple[list[str], list[float]]] = {}
-        for kind, mix in UA_MIX.items():
-            uas: list[str] = []
-            weights: list[float] = []
-            for group, weight in mix.items():
-                members = UA_GROUPS[group]
-                uas += members
-                weights += [weight / len(members)] * len(members)
-            self._pools[kind] = (uas, list(accumulate(weights)))
-        self._countries = [c for c, _ in COUNTRIES]
-        self._country_cw = list(accumulate(w for _, w in COUNTRIES))
-
-    def human(self, kind: str, referer: str) -> Visit:
-        """Return a person's visit from a channel of the given kind."""
-        rng = self._rng
-        uas, cw = self._pools[kind]
-        country = rng.choices(self._countries, cum_weights=self._country_cw)[0]
-        cookie = f"{rng.getrandbits(64):016x}" if rng.random() < 0.6 else None
-        return Visit(
-            ip=self._ip(country),
-            user_agent=rng.choices(uas, cum_weights=cw)[0],
-            referer=referer,
-            country=country,
-            visitor_cookie=cookie,
-        )
-
-    def bot(self) -> Visit:
-        """Return a crawler's or script's visit."""
-        rng = self._rng
-        return Visit(
-            ip=self._ip("bot"),
-            user_agent=rng.choice(BOT_UAS),
-            referer="",
-            country=rng.choice(("US", "CN", "SG")),
-            visitor_cookie=None,
-        )
-
-    def _ip(self, country: str) -> str:
-        bits = self._rng.getrandbits(24)
-        prefix = self._rng.choice(IP_PREFIXES[country])
-        if prefix.count(".") == 1:
-            return f"{prefix}{bits >> 16}.{(bits >> 8) & 255}.{(bits & 253) + 1}"
-        return f"{prefix}{(bits >> 8) & 255}.{(bits & 253) + 1}"
-
-
-def spike_day(now: datetime) -> datetime:
-    """Return local midnight of the festival day: 11 Nov if in the window, else 12 days ago."""
-    start = now - timedelta(days=DAYS)
-    local_now = now.astimezone(TZ)
-    for year in (local_now.year, local_now.year - 1):
-        day = datetime(year, 11, 11, tzinfo=TZ)
-        if start <= day and day + timedelta(days=1) <= now:
-            return day
-    ago = (local_now - timedelta(days=12)).date()
-    return datetime(ago.year, ago.month, ago.day, tzinfo=TZ)
-
-
-def hour_slots(now: datetime) -> list[tuple[datetime, float, float]]:
-    """Return (start, seconds, weight) for each hour of the last 30 days, in order."""
-    start = now - timedelta(days=DAYS)
-    festival = spike_day(now).date()
-    festival_scale = SPIKE * sum(HOURLY) / sum(FESTIVAL)
-    slot = start.replace(minute=0, second=0, microsecond=0)
-    out = []
-    while slot < now:
-        begin, end = max(slot, start), min(slot + timedelta(hours=1), now)
-        local = slot.astimezone(TZ)
-        if local.date() == festival:
-            weight = FESTIVAL[local.hour] * festival_scale
-        else:
-            weight = HOURLY[local.hour] * (1.1 if local.weekday() >= 5 else 1.0)
-        seconds = (end - begin).total_seconds()
-        out.append((begin, seconds, weight * seconds / 3600))
-        slot += timedelta(hours=1)
-    return out
-
-
 def money(value: float) -> str:
     """Return a price string the way shops write them (199.00, 89.90)."""
     return f"{int(value)}.{(0, 0, 0, 90, 80, 50)[int(value * 7) % 6]:02d}"
@@ -466,36 +301,22 @@ def money(value: float) -> str:
 
 def order(rng: random.Random, spec: ProgramSpec) -> tuple[str, list[dict[str, Any]]]:
     """Return an order amount and, for about 40 % of orders, its items with categories."""
-    if spec.goods and rng.random() < 0.4:
-        items = []
-        for n in range(rng.choice((1, 1, 1, 2, 2, 3))):
-            category, low, high = rng.choice(spec.goods)
-            items.append(
-                {
-                    "sku": f"{category[:3].upper()}-{rng.randrange(100, 999)}",
-                    "category": category,
-                    "amount": money(low * (high / low) ** rng.random()),
-                    "quantity": 1 if n or rng.random() < 0.8 else 2,
-                }
-            )
-        cents = sum(round(float(i["amount"]) * 100) * i["quantity"] for i in items)
-        return f"{cents // 100}.{cents % 100:02d}", items
     low, high = spec.amount_range
+    if spec.goods and rng.random() < 0.4:
+        items: list[dict[str, Any]] = []
+        cents = 0
+        for n in range(rng.choice((1, 1, 1, 2, 2, 3))):
+            category, cheapest, dearest = rng.choice(spec.goods)
+            amount = money(cheapest * (dearest / cheapest) ** rng.random())
+            quantity = 1 if n or rng.random() < 0.8 else 2
+            line = round(float(amount) * 100) * quantity
+            if items and cents + line > high * 100:
+                break  # baskets stay within the shop's usual order sizes
+            sku = f"{category[:3].upper()}-{rng.randrange(100, 999)}"
+            items.append({"sku": sku, "category": category, "amount": amount, "quantity": quantity})
+            cents += line
+        return f"{cents // 100}.{cents % 100:02d}", items
     return money(low * (high / low) ** rng.random()), []
-
-
-def delay(rng: random.Random, event: str) -> timedelta:
-    """Return how long after the click (or install) an event happens."""
-    r = rng.random()
-    if event == "install":
-        return timedelta(minutes=1 + 29 * r)
-    if event in ("lead", "register"):
-        return timedelta(minutes=2 + 118 * r)
-    if r < 0.55:
-        return timedelta(minutes=2 + 58 * rng.random())
-    if r < 0.85:
-        return timedelta(hours=1 + 23 * rng.random())
-    return timedelta(hours=24 + 24 * rng.random())
 
 
 def weighted_sample(
@@ -504,3 +325,44 @@ def weighted_sample(
     """Return ``k`` distinct items drawn with probability proportional to their weights."""
     keyed = sorted(items, key=lambda i: rng.random() ** (1.0 / weights[i]), reverse=True)
     return keyed[:k]
+
+
+class Standing(NamedTuple):
+    """How a planned membership ends up: status, commission group, banned at the end."""
+
+    status: str
+    group: str | None
+    banned_later: bool
+
+
+def plan_memberships(
+    rng: random.Random, profiles: Sequence[AffiliateProfile], rank: Sequence[int]
+) -> dict[tuple[int, int], Standing]:
+    """Plan who applies where (by affiliate and program index) and how it ends."""
+    position = {ai: r for r, ai in enumerate(rank)}
+    popularity = [s.popularity for s in PROGRAMS]
+    status: dict[tuple[int, int], str] = {}
+    for ai in range(len(profiles)):
+        k = rng.choices((1, 2, 3, 4), weights=(35, 30, 20, 15))[0]
+        for pi in weighted_sample(rng, range(len(PROGRAMS)), popularity, k):
+            r = 0.0 if position[ai] < 10 else rng.random()  # top performers are in
+            status[(ai, pi)] = "approved" if r < 0.84 else "applied" if r < 0.93 else "rejected"
+    for pi in range(len(PROGRAMS)):
+        if not any(s == "approved" and p == pi for (_, p), s in status.items()):
+            status[(rank[0], pi)] = "approved"
+    plan = {key: Standing(s, None, False) for key, s in status.items()}
+    for pi, spec in enumerate(PROGRAMS):
+        if spec.group:
+            members = [a for (a, p), s in status.items() if p == pi and s == "approved"]
+            members.sort(key=lambda a: position[a])
+            for ai in members[: max(1, len(members) // 12)]:
+                plan[(ai, pi)] = Standing("approved", spec.group, False)
+    # A couple of mid-table affiliates whose traffic turns out to be click spam.
+    suspects = [
+        key
+        for key, p in plan.items()
+        if p.status == "approved" and not p.group and position[key[0]] >= 10
+    ]
+    for key in rng.sample(suspects, min(2, len(suspects))):
+        plan[key] = Standing("approved", None, True)
+    return plan

@@ -145,6 +145,29 @@ def test_days_and_hours_follow_the_requested_time_zone(db, client, world):
     assert sum(r["clicks"] for r in only) == 3
 
 
+def test_days_across_a_daylight_saving_change_match_the_hours(db, client, world):
+    # New York springs forward on 2026-03-08 at 02:00 local (07:00 UTC): UTC-5 -> UTC-4.
+    times = [
+        "2026-03-07T04:30",
+        "2026-03-08T04:30",
+        "2026-03-08T04:59",
+        "2026-03-09T03:30",
+        "2026-03-09T04:30",
+        "2026-03-10T03:30",
+    ]
+    for i, at in enumerate(times):
+        clicks_at(db, world.link, datetime.fromisoformat(at).replace(tzinfo=UTC), i + 1)
+    params = {"tz": "America/New_York", "from": "2026-03-06", "to": "2026-03-10"}
+    days = rows(client, world.merchant_key, group_by="day", **params)
+    hours = rows(client, world.merchant_key, group_by="hour", **params)
+    by_day: dict[str, int] = {}
+    for r in hours:
+        by_day[r["hour"][:10]] = by_day.get(r["hour"][:10], 0) + r["clicks"]
+    assert {r["day"]: r["clicks"] for r in days} == by_day
+    # 04:30 UTC is 23:30 the day before under UTC-5, but 00:30 the same day under UTC-4.
+    assert by_day == {"2026-03-06": 1, "2026-03-07": 5, "2026-03-08": 4, "2026-03-09": 11}
+
+
 # --- grouping and metrics ------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -96,6 +96,29 @@ def _ratio(num: Decimal, den: Decimal, places: str) -> str | None:
     return str((num / den).quantize(Decimal(places), rounding=ROUND_HALF_UP))
 
 
+def offset_spans(
+    start: datetime, end: datetime, zone: ZoneInfo
+) -> list[tuple[datetime, datetime, int]]:
+    """Split [start, end) into stretches of constant UTC offset, at hour precision."""
+    spans: list[tuple[datetime, datetime, int]] = []
+    at = start.astimezone(UTC)
+    stop = end.astimezone(UTC)
+    span_start, offset = at, _offset(at, zone)
+    while at < stop:
+        here = _offset(at, zone)
+        if here != offset:
+            spans.append((span_start, at, offset))
+            span_start, offset = at, here
+        at += timedelta(hours=1)
+    spans.append((span_start, stop, offset))
+    return spans
+
+
+def _offset(at: datetime, zone: ZoneInfo) -> int:
+    delta = at.astimezone(zone).utcoffset()
+    return int(delta.total_seconds()) if delta is not None else 0
+
+
 def run_report(
     conn: Connection, query: ReportQuery, scope: q.Scope, *, merchant_view: bool
 ) -> list[dict[str, Any]]:
@@ -103,7 +126,13 @@ def run_report(
     zone = ZoneInfo(query.tz)
     start = datetime.combine(query.start, time.min, zone)
     end = datetime.combine(query.end + timedelta(days=1), time.min, zone)
-    with_hour = "day" in query.group_by or "hour" in query.group_by
+    with_hour = "hour" in query.group_by
+    # Days are bucketed in SQL, one query per stretch of constant UTC offset (DST).
+    spans = (
+        offset_spans(start, end, zone)
+        if "day" in query.group_by and not with_hour
+        else [(start, end, None)]
+    )
     dims = [k for k in query.group_by if k not in ("day", "hour")]
     statuses = None if "status" in query.group_by else VALID_STATUSES
     currencies = q.program_currencies(conn)
@@ -112,7 +141,8 @@ def run_report(
         values: list[Any] = []
         for k in query.group_by:
             if k == "day":
-                values.append(row.hour.astimezone(zone).date().isoformat())
+                day = row.hour.astimezone(zone).date() if with_hour else row.day
+                values.append(day if isinstance(day, str) else day.isoformat())
             elif k == "hour":
                 values.append(row.hour.astimezone(zone).strftime("%Y-%m-%d %H:00"))
             else:
@@ -139,11 +169,21 @@ def run_report(
             ),
         )
 
-    for row in q.click_groups(conn, dims, start, end, scope, with_hour):
+    click_rows = [
+        row
+        for a, b, offset in spans
+        for row in q.click_groups(conn, dims, a, b, scope, with_hour, offset)
+    ]
+    conversion_rows = [
+        row
+        for a, b, offset in spans
+        for row in q.conversion_groups(conn, dims, a, b, scope, with_hour, statuses, offset)
+    ]
+    for row in click_rows:
         s = slot(key_of(row, currencies.get(row.program_id, "")))
         for name in ("impressions", "clicks", "unique_clicks", "bot_clicks"):
             s[name] += int(getattr(row, name) or 0)
-    for row in q.conversion_groups(conn, dims, start, end, scope, with_hour, statuses):
+    for row in conversion_rows:
         s = slot(key_of(row, row.currency))
         for name in ("conversions", "amount_minor", "commission_minor"):
             s[name] += int(getattr(row, name) or 0)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, literal_column, select
 
 from tuike.storage import tables as t
 
@@ -38,10 +38,27 @@ class Scope:
     affiliate_id: int | None = None
 
 
-def _columns(table: Any, dims: Sequence[str], with_hour: bool) -> list[Any]:
+def _local_day(conn: Connection, table: Any, offset: int) -> Any:
+    """Return the SQL of the local date of an hour bucket, for a fixed UTC offset.
+
+    The offset is rendered as a literal (an int, never user text) so that the same
+    expression stands in SELECT and GROUP BY, as PostgreSQL requires.
+    """
+    seconds = int(offset)
+    if conn.dialect.name == "sqlite":
+        return func.date(table.c.hour, literal_column(f"'{seconds:+d} seconds'")).label("day")
+    shifted = func.timezone("UTC", table.c.hour) + literal_column(f"interval '{seconds} seconds'")
+    return func.to_char(shifted, "YYYY-MM-DD").label("day")
+
+
+def _columns(
+    conn: Connection, table: Any, dims: Sequence[str], with_hour: bool, day_offset: int | None
+) -> list[Any]:
     cols = [table.c.program_id]
     if with_hour:
         cols.append(table.c.hour)
+    elif day_offset is not None:
+        cols.append(_local_day(conn, table, day_offset))
     for dim in dims:
         name = DIMENSION_COLUMNS[dim]
         if name != "program_id" and name in table.c:
@@ -65,10 +82,11 @@ def click_groups(
     end: datetime,
     scope: Scope,
     with_hour: bool,
+    day_offset: int | None = None,
 ) -> list[Any]:
-    """Sum click counters per program (and hour) and the requested dimensions."""
+    """Sum click counters per program (and hour or local day) and the dimensions."""
     r = t.click_rollups
-    cols = _columns(r, [d for d in dims if d not in CONVERSION_ONLY], with_hour)
+    cols = _columns(conn, r, [d for d in dims if d not in CONVERSION_ONLY], with_hour, day_offset)
     stmt = (
         select(
             *cols,
@@ -91,10 +109,11 @@ def conversion_groups(
     scope: Scope,
     with_hour: bool,
     statuses: Sequence[str] | None,
+    day_offset: int | None = None,
 ) -> list[Any]:
-    """Sum conversion counters per program, currency (and hour) and the dimensions."""
+    """Sum conversion counters per program, currency (and hour or day) and the dimensions."""
     r = t.conversion_rollups
-    cols = [*_columns(r, dims, with_hour), r.c.currency]
+    cols = [*_columns(conn, r, dims, with_hour, day_offset), r.c.currency]
     # Orders no affiliate earned are kept for reconciliation, not counted as performance.
     conds = [*_where(r, start, end, scope), r.c.affiliate_id != 0]
     if statuses is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -115,7 +115,9 @@ def demo(
     _print_credentials(summary, settings)
 
 
-def _print_credentials(summary, settings: Settings) -> None:
+def _print_credentials(summary: Any, settings: Settings) -> None:
+    from tuike.storage import catalog as repo
+
     base = settings.public_url.rstrip("/")
     console.print("\n[bold]Demo API keys[/bold] (Authorization: Bearer <key>)")
     for label, key in summary.keys:
@@ -123,12 +125,18 @@ def _print_credentials(summary, settings: Settings) -> None:
     console.print("\n[bold]Demo logins[/bold] (portals)")
     for role, email, password in summary.logins:
         console.print(f"  {role:<10} {email:<32} {password}", highlight=False, soft_wrap=True)
+    with _db(settings).read() as conn:
+        links = repo.list_links(conn, affiliate_id=None)
+    example = f"{base}/c/{links[0].code}" if links else ""
+    if example:
+        console.print(f"\nTry a tracking link: {example}", highlight=False, soft_wrap=True)
     console.print(f"\nThe keys are also saved in {settings_keys_file(settings)}")
     settings_keys_file(settings).write_text(
         "\n".join(f"{label}\t{key}" for label, key in summary.keys)
         + "\n"
         + "\n".join(f"login\t{role}\t{email}\t{pw}" for role, email, pw in summary.logins)
         + f"\nbase_url\t{base}\n"
+        + (f"example_link\t{example}\n" if example else "")
     )
 
 
@@ -162,12 +170,17 @@ def serve(
         f"tuike on {base}\n  portals   {base}/  ({base}/merchant, /affiliate, /operator)\n"
         f"  API docs  {base}/api/v1/docs\n  tracker   {base}/c/<code>, {base}/pb, {base}/px.gif",
         highlight=False,
+        soft_wrap=True,
     )
     keys_file = settings_keys_file(settings)
     if keys_file.exists():
-        console.print(f"\n[bold]Demo keys and logins[/bold] (from {keys_file})", highlight=False)
+        console.print(
+            f"\n[bold]Demo keys and logins[/bold] (from {keys_file})",
+            highlight=False,
+            soft_wrap=True,
+        )
         for line in keys_file.read_text().splitlines():
-            console.print("  " + line.replace("\t", "  "), highlight=False)
+            console.print("  " + line.replace("\t", "  "), highlight=False, soft_wrap=True)
     uvicorn.run(
         "tuike.web.app:create_app",
         factory=True,

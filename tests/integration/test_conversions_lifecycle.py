@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from factories.http import assert_error, bearer, click, count, post, read_back, row_of, sale, stored
 from factories.world import World, make_world
@@ -172,6 +172,20 @@ def test_approve_due_approves_pending_conversions_past_the_lock_period(db, clien
         sale("YOUNG", coupon="LOCK", occurred_at=(now - timedelta(days=14)).isoformat()),
     ).json()
     assert old["status"] == young["status"] == "pending"
+    # The lock period runs from when tuike recorded the order, not from the occurred_at
+    # the client sent: backdated orders still wait out the refund window.
+    assert approve_due(db) == 0
+    with db.write() as conn:
+        conn.execute(
+            update(tables.conversions)
+            .where(tables.conversions.c.order_id == "OLD")
+            .values(created_at=now - timedelta(days=16))
+        )
+        conn.execute(
+            update(tables.conversions)
+            .where(tables.conversions.c.order_id == "YOUNG")
+            .values(created_at=now - timedelta(days=14))
+        )
     assert approve_due(db) == 1
     assert read_back(client, world, old["conversion_id"]) == {**old, "status": "approved"}
     assert read_back(client, world, young["conversion_id"]) == young

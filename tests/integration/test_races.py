@@ -121,10 +121,22 @@ def test_concurrent_requests_with_one_idempotency_key(db, client, world):
         return client.post("/api/v1/conversions", json=body, headers=headers)
 
     answers = run_together(8, post)
-    assert {r.status_code for r in answers} <= {200, 201}, [r.text for r in answers]
-    assert len({r.json()["conversion_id"] for r in answers}) == 1
+    # The key is reserved before the request runs: one request runs, the repeats get the
+    # stored answer or, while it is still running, 409 "in progress" (never a second run).
+    codes = [r.status_code for r in answers]
+    assert set(codes) <= {201, 409}, [r.text for r in answers]
+    ran = [
+        r.json() for r in answers if r.status_code == 201 and "idempotent-replayed" not in r.headers
+    ]
+    assert len(ran) == 1
+    replayed = [r.json() for r in answers if "idempotent-replayed" in r.headers]
+    assert all(body == ran[0] for body in replayed)
+    assert all(
+        r.json()["error"]["field"] == "Idempotency-Key" for r in answers if r.status_code == 409
+    )
     assert count(db, tables.conversions) == 1
     assert count(db, tables.conversion_events) == 1
     assert count(db, tables.idempotency_keys) == 1
     replay = client.post("/api/v1/conversions", json=body, headers=headers)
     assert replay.headers.get("idempotent-replayed") == "true"
+    assert replay.json() == ran[0]

@@ -173,7 +173,8 @@ def serve(
         soft_wrap=True,
     )
     keys_file = settings_keys_file(settings)
-    if keys_file.exists():
+    # Demo keys are for a laptop; never print secrets into a production log.
+    if keys_file.exists() and settings.env == "development":
         console.print(
             f"\n[bold]Demo keys and logins[/bold] (from {keys_file})",
             highlight=False,

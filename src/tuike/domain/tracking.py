@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from tuike.domain.catalog import Link, Program
 from tuike.domain.errors import InvalidField
-from tuike.domain.landing import check_deep_link, with_query_param
+from tuike.domain.landing import check_deep_link, host_allowed, with_query_param
 
 SUB_MAX = 255
 
@@ -77,7 +78,12 @@ def landing_for(program: Program, link: Link, params: ClickParams) -> str:
     """Return the URL a click lands on, before the click id is added."""
     if params.deep_link:
         return check_deep_link(params.deep_link, program.allowed_domains, "url")
-    return link.landing_url or program.landing_url
+    if link.landing_url and host_allowed(
+        urlsplit(link.landing_url).hostname or "", program.allowed_domains
+    ):
+        return link.landing_url
+    # A domain the merchant has since removed: land on the program's page instead.
+    return program.landing_url
 
 
 def redirect_url(program: Program, landing: str, click_id: str) -> str:

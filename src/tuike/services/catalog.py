@@ -25,7 +25,7 @@ from tuike.domain.catalog import (
     Program,
 )
 from tuike.domain.commission import plan_from_dict, plan_to_dict
-from tuike.domain.errors import Conflict, InvalidField, NotFound
+from tuike.domain.errors import Conflict, Forbidden, InvalidField, NotFound
 from tuike.domain.landing import check_deep_link, check_landing_url, normalize_host
 from tuike.domain.money import check_currency
 from tuike.services.clock import utcnow
@@ -351,11 +351,21 @@ def create_link(
     return link
 
 
-def set_link_status(conn: Connection, link: Link, status: str) -> Link:
-    """Pause or resume a link."""
+def set_link_status(conn: Connection, link: Link, status: str, *, by: str) -> Link:
+    """Pause or resume a link; ``by`` is the role acting (affiliate, merchant, operator).
+
+    A link its merchant or the operator paused stays paused for its affiliate.
+    """
     if status not in (ACTIVE, PAUSED):
         raise InvalidField("status", "must be active or paused")
-    conn.execute(update(t.links).where(t.links.c.id == link.id).values(status=status))
+    paused_by = conn.execute(select(t.links.c.paused_by).where(t.links.c.id == link.id)).scalar()
+    if by == "affiliate" and paused_by in ("merchant", "operator") and status == ACTIVE:
+        raise Forbidden(f"the {paused_by} paused this link; only they can resume it")
+    conn.execute(
+        update(t.links)
+        .where(t.links.c.id == link.id)
+        .values(status=status, paused_by=by if status == PAUSED else None)
+    )
     bump_version(conn)
     updated = repo.get_link(conn, link.id)
     assert updated is not None

@@ -346,6 +346,8 @@ def record_conversion(
     now = now or utcnow()
     existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
     if existing is not None:
+        if _supersedes(existing, req, source):
+            return _supersede(conn, existing, program, req, source, privacy_salt, now)
         return _update_status(conn, existing, req, source=source, now=now)
     if req.status not in INITIAL_STATUSES:
         raise Conflict(f"there is no {req.event} {req.order_id!r} to mark {req.status}")
@@ -353,6 +355,83 @@ def record_conversion(
         raise InvalidField("refund_amount", "is only allowed with status refunded")
     if req.event == "sale" and not req.amount_given:
         raise InvalidField("amount", "is required for a new sale")
+    values = _new_values(conn, program, req, source, privacy_salt, now)
+    if insert_ignore(conn, t.conversions, values, ("program_id", "event", "order_id")) == 0:
+        # Lost a race with a concurrent duplicate: it is stored now, answer as a repeat.
+        existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
+        return _update_status(conn, existing, req, source=source, now=now)
+    row = SimpleNamespace(**values)
+    status = row.status
+    _log_event(
+        conn, row.id, None, status, 0, row.commission_minor, row.commission_minor, source, now
+    )
+    _add_rollup(conn, row, status, +1, row.amount_minor, row.commission_minor)
+    return ConversionResult(201, _body(row))
+
+
+def _supersedes(existing: Any, req: ConversionRequest, source: str) -> bool:
+    """Tell whether an authenticated report replaces what a browser pixel recorded.
+
+    The pixel needs no key, so anyone can load it first with another amount or click;
+    the merchant's own API call or signed postback for the same order is the truth.
+    """
+    return (
+        existing.source == "pixel"
+        and source != "pixel"
+        and existing.status in (PENDING, APPROVED)
+        and existing.refunded_minor == 0
+        and req.status in INITIAL_STATUSES
+        and req.amount_given
+    )
+
+
+def _supersede(
+    conn: Connection,
+    existing: Any,
+    program: Program,
+    req: ConversionRequest,
+    source: str,
+    privacy_salt: str,
+    now: datetime,
+) -> ConversionResult:
+    values = _new_values(conn, program, req, source, privacy_salt, now)
+    values |= {"id": existing.id, "created_at": existing.created_at}
+    changed = {k: v for k, v in values.items() if k not in ("id", "created_at")}
+    moved = conn.execute(
+        update(t.conversions)
+        .where(_c.id == existing.id, _c.status == existing.status, _c.source == "pixel")
+        .values(**changed)
+    ).rowcount
+    if moved != 1:
+        raise Conflict("the conversion changed meanwhile; send the update again")
+    row = SimpleNamespace(**values)
+    _log_event(
+        conn,
+        row.id,
+        existing.status,
+        row.status,
+        0,
+        row.commission_minor,
+        row.commission_minor - existing.commission_minor,
+        source,
+        now,
+    )
+    _add_rollup(
+        conn, existing, existing.status, -1, existing.amount_minor, existing.commission_minor
+    )
+    _add_rollup(conn, row, row.status, +1, row.amount_minor, row.commission_minor)
+    return ConversionResult(200, _body(row))
+
+
+def _new_values(
+    conn: Connection,
+    program: Program,
+    req: ConversionRequest,
+    source: str,
+    privacy_salt: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Attribute a new conversion and compute its commission: the row to store."""
     occurred_at = req.occurred_at or now
 
     explicit, click_row = _click_ref(conn, req.click_id)
@@ -399,8 +478,10 @@ def record_conversion(
     else:
         computed = Decimal(0)
     status = req.status
-    # A browser is not trusted to reject; with pending review it cannot approve either.
-    if source == "pixel" and (program.pixel_pending_review or status != APPROVED):
+    # A browser is not trusted to reject; with pending review it cannot approve either,
+    # and the conversion waits for the merchant instead of the lock period.
+    review = source == "pixel" and program.pixel_pending_review
+    if source == "pixel" and (review or status != APPROVED):
         status = PENDING
     commission = initial_commission(status, computed, req.currency)
     values = {
@@ -410,6 +491,7 @@ def record_conversion(
         "order_id": req.order_id,
         "status": status,
         "source": source,
+        "needs_review": review,
         "affiliate_id": result.affiliate_id,
         "membership_group": group,
         "click_id": click.id if click is not None else None,
@@ -441,16 +523,7 @@ def record_conversion(
         "created_at": now,
         "updated_at": now,
     }
-    if insert_ignore(conn, t.conversions, values, ("program_id", "event", "order_id")) == 0:
-        # Lost a race with a concurrent duplicate: it is stored now, answer as a repeat.
-        existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
-        return _update_status(conn, existing, req, source=source, now=now)
-    row = SimpleNamespace(**values)
-    _log_event(
-        conn, row.id, None, status, 0, row.commission_minor, row.commission_minor, source, now
-    )
-    _add_rollup(conn, row, status, +1, row.amount_minor, row.commission_minor)
-    return ConversionResult(201, _body(row))
+    return values
 
 
 def _state(row: Any) -> ConversionState:
@@ -523,7 +596,11 @@ def _apply(conn: Connection, row: Any, new: ConversionState, *, source: str, now
 def approve_due_conversions(
     conn: Connection, *, now: datetime | None = None, limit: int = 1000
 ) -> int:
-    """Approve pending conversions whose program lock period has passed; return how many."""
+    """Approve pending conversions whose lock period has passed; return how many.
+
+    The period runs from when the conversion was recorded; conversions waiting for a
+    merchant's review (pixel conversions of pending-review programs) are left alone.
+    """
     now = now or utcnow()
     approved = 0
     for program in repo.list_programs(conn):
@@ -533,7 +610,10 @@ def approve_due_conversions(
             .where(
                 t.conversions.c.program_id == program.id,
                 t.conversions.c.status == PENDING,
-                t.conversions.c.occurred_at <= cutoff,
+                t.conversions.c.needs_review.is_(False),
+                # From when tuike learned of it: occurred_at is the client's word, and a
+                # backdated order must still wait out its refund window.
+                t.conversions.c.created_at <= cutoff,
             )
             .order_by(t.conversions.c.id)
             .limit(limit - approved)

@@ -127,6 +127,8 @@ links = Table(
     Column("landing_url", String(2048)),
     *_subs(),
     Column("status", String(16), nullable=False, server_default="active"),
+    # Who paused the link: an affiliate may not resume a link its merchant paused.
+    Column("paused_by", String(16)),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -172,6 +174,8 @@ conversions = Table(
     Column("order_id", String(128), nullable=False),
     Column("status", String(16), nullable=False),
     Column("source", String(16), nullable=False),
+    # Pending until a merchant decides: never approved by the lock-period job.
+    Column("needs_review", Boolean, nullable=False, server_default="0"),
     Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), index=True),
     Column("membership_group", String(40), nullable=False, server_default=""),
     Column("click_id", String(26)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import logging
 from datetime import timedelta
 from typing import Annotated
@@ -38,7 +39,8 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{ti
 
 
 def _page(status: int, title: str, text: str) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=title, text=text), status_code=status, headers=NO_STORE)
+    page = _PAGE.format(title=html.escape(title), text=html.escape(text))
+    return HTMLResponse(page, status_code=status, headers=NO_STORE)
 
 
 def _client_ip(request: Request) -> str | None:

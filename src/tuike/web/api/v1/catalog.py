@@ -315,7 +315,9 @@ def update_link(link_id: IdPath, body: LinkPatch, who: PrincipalDep, state: Stat
             or who.may_manage_merchant(program.merchant_id)
         ):
             raise NotFound("link")
-        updated = svc.set_link_status(conn, link, body.status)
+        # The program's side (merchant or operator) outranks the link's affiliate.
+        by = "affiliate" if who.role == AFFILIATE else who.role
+        updated = svc.set_link_status(conn, link, body.status, by=by)
     state.links.invalidate()
     return LinkOut.of(updated, state.settings.public_url)
 

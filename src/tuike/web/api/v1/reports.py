@@ -17,6 +17,17 @@ from tuike.web.api.v1.deps import PrincipalDep, StateDep, report_scope
 router = APIRouter(tags=["reports"])
 
 
+def _cell(value: Any) -> Any:
+    """Return a CSV cell that a spreadsheet will not run as a formula (sub ids are free text)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        if value.lstrip("-").replace(".", "", 1).isdigit():
+            return value  # a negative figure such as roi "-0.35"
+        return "'" + value
+    return value
+
+
 @router.get("/reports", responses={200: {"content": {"text/csv": {}}}})
 def report(
     who: PrincipalDep,
@@ -47,7 +58,7 @@ def report(
         )
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow({k: _cell(v) for k, v in row.items()})
         return Response(
             buf.getvalue(),
             media_type="text/csv; charset=utf-8",

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: bcdcde3150d1
+Revision ID: 363470e23f02
 Revises:
-Create Date: 2026-11-23 17:11:35.833537
+Create Date: 2026-11-23 18:20:20.223088
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 import tuike.storage.types
 
-revision: str = "bcdcde3150d1"
+revision: str = "363470e23f02"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -305,6 +305,7 @@ def upgrade() -> None:
         sa.Column("order_id", sa.String(length=128), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("needs_review", sa.Boolean(), server_default="0", nullable=False),
         sa.Column("affiliate_id", sa.BigInteger(), nullable=True),
         sa.Column("membership_group", sa.String(length=40), server_default="", nullable=False),
         sa.Column("click_id", sa.String(length=26), nullable=True),
@@ -471,6 +472,7 @@ def upgrade() -> None:
         sa.Column("sub4", sa.String(length=255), server_default="", nullable=False),
         sa.Column("sub5", sa.String(length=255), server_default="", nullable=False),
         sa.Column("status", sa.String(length=16), server_default="active", nullable=False),
+        sa.Column("paused_by", sa.String(length=16), nullable=True),
         sa.Column("created_at", tuike.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["affiliate_id"], ["affiliates.id"], name=op.f("fk_links_affiliate_id_affiliates")

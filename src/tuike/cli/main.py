@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tuike.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from tuike.storage.db import Database
 
 app = typer.Typer(
     help="tuike: open-source affiliate marketing platform.",
@@ -38,7 +44,7 @@ def _settings() -> Settings:
         raise _fail(f"bad settings: {reason} (see docs/settings.md)") from None
 
 
-def _db(settings: Settings):
+def _db(settings: Settings) -> Database:
     from tuike.storage.db import Database
 
     return Database(settings.database_url, echo=settings.database_echo)
@@ -140,10 +146,8 @@ def _print_credentials(summary: Any, settings: Settings) -> None:
     )
 
 
-def settings_keys_file(settings: Settings):
+def settings_keys_file(settings: Settings) -> Path:
     """Return where `tuike demo` keeps the demo keys (next to the SQLite file)."""
-    from pathlib import Path
-
     path = settings.sqlite_path()
     folder = path.parent if path is not None else Path("var")
     folder.mkdir(parents=True, exist_ok=True)
@@ -238,7 +242,7 @@ def keys_create(
     sys.stdout.write(raw + "\n")
 
 
-def _check_owner(conn, role: str, owner: int | None) -> None:
+def _check_owner(conn: Connection, role: str, owner: int | None) -> None:
     from tuike.domain.errors import InvalidField
     from tuike.storage import catalog as repo
 

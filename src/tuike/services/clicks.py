@@ -52,7 +52,9 @@ class LinkCache:
     another worker is seen within that time and a cache hit costs no database read.
     """
 
-    def __init__(self, db: Database, *, max_entries: int = 100_000, poll_seconds: float = 1.0):
+    def __init__(
+        self, db: Database, *, max_entries: int = 100_000, poll_seconds: float = 1.0
+    ) -> None:
         self._db = db
         self._max = max_entries
         self._poll = poll_seconds

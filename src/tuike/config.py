@@ -54,6 +54,27 @@ class Settings(BaseSettings):
     unique_cache_size: int = Field(
         1_000_000, ge=1000, description="Visitors remembered for unique-click detection."
     )
+    tracker_mode: Literal["durable", "fast"] = Field(
+        "durable",
+        description="durable: a click's 302 is sent only after its group is committed; "
+        "fast: the 302 is sent at once and a crash can lose up to one group of clicks.",
+    )
+    writer_max_delay_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="How long the click writer gathers clicks into one group before it "
+        "commits (milliseconds).",
+    )
+    writer_max_batch: int = Field(
+        2000, ge=1, description="Most clicks the click writer commits in one group."
+    )
+    writer_queue_limit: int = Field(
+        20_000,
+        ge=1,
+        description="Most clicks waiting for the writer; past it the tracker answers 503 "
+        "with Retry-After instead of growing memory.",
+    )
     approve_interval_seconds: int = Field(
         60,
         ge=0,

@@ -29,6 +29,7 @@ from tuike.storage.clicks import insert_clicks
 from tuike.storage.db import Database, upsert_add
 
 CATALOG = "catalog"
+MISS = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,17 @@ class LinkCache:
         with self._lock:
             self._entries.clear()
             self._checked = 0.0
+
+    def cached(self, code: str) -> Resolved | object | None:
+        """Return the cached link for a code without touching the database, or MISS.
+
+        MISS also when the version counter is due for a poll: ``resolve`` (which may read
+        the database, so call it off the event loop) then does both.
+        """
+        if time.monotonic() - self._checked >= self._poll:
+            return MISS
+        with self._lock:
+            return self._entries.get(code, MISS)
 
     def resolve(self, code: str) -> Resolved | None:
         """Return the link behind a code, or None when there is no such code."""

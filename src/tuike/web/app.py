@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.writer.start()
         task = None
         if settings.approve_interval_seconds > 0:
             task = asyncio.create_task(
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # Write the clicks still queued before the process goes.
+            await asyncio.to_thread(state.writer.stop)
             if db is None:
                 state.db.dispose()
 

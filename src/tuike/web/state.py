@@ -8,6 +8,7 @@ from datetime import timedelta
 from fastapi import Request
 
 from tuike.config import Settings
+from tuike.services.click_writer import ClickWriter
 from tuike.services.clicks import LinkCache, UniqueFilter
 from tuike.storage.db import Database
 
@@ -20,6 +21,7 @@ class AppState:
     db: Database
     links: LinkCache
     uniques: UniqueFilter
+    writer: ClickWriter
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> AppState:
@@ -32,6 +34,12 @@ class AppState:
             uniques=UniqueFilter(
                 window=timedelta(hours=settings.unique_window_hours),
                 max_entries=settings.unique_cache_size,
+            ),
+            writer=ClickWriter(
+                db,
+                max_delay=settings.writer_max_delay_ms / 1000,
+                max_batch=settings.writer_max_batch,
+                limit=settings.writer_queue_limit,
             ),
         )
 

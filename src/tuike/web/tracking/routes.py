@@ -12,12 +12,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from tuike.domain.errors import DomainError, InvalidField
 from tuike.domain.ids import is_link_code
 from tuike.domain.tracking import landing_for, parse_click_params
 from tuike.services import conversions as conv
-from tuike.services.clicks import Visit, build_click, record_clicks
+from tuike.services.click_writer import Backpressure, WriterClosed
+from tuike.services.clicks import MISS, Visit, build_click
 from tuike.services.clock import utcnow
 from tuike.services.keys import authenticate
 from tuike.storage import catalog as repo
@@ -53,11 +55,13 @@ def _client_ip(request: Request) -> str | None:
     response_class=Response,
     responses={302: {"description": "to the landing page"}, 404: {}, 410: {}, 400: {}},
 )
-def click(code: str, request: Request, state: StateDep) -> Response:
+async def click(code: str, request: Request, state: StateDep) -> Response:
     """Record a click and redirect to the landing page with the click id."""
     if not is_link_code(code):
         return _page(404, "Link not found", "This tracking link does not exist.")
-    resolved = state.links.resolve(code)
+    resolved = state.links.cached(code)
+    if resolved is MISS:
+        resolved = await run_in_threadpool(state.links.resolve, code)
     if resolved is None:
         return _page(404, "Link not found", "This tracking link does not exist.")
     if not resolved.live:
@@ -91,8 +95,17 @@ def click(code: str, request: Request, state: StateDep) -> Response:
         )
     except InvalidField as exc:
         return _page(400, "Bad link", f"{exc.field}: {exc.message}")
-    with state.db.write() as conn:
-        record_clicks(conn, [record])
+    try:
+        if settings.tracker_mode == "durable":
+            await state.writer.record(record)
+        else:
+            state.writer.submit(record)
+    except (Backpressure, WriterClosed) as exc:
+        # Never acknowledge a click that is not (or may not be) kept.
+        log.warning("click refused: %s", exc)
+        page = _page(503, "Busy", "Please try again in a moment.")
+        page.headers["Retry-After"] = "1"
+        return page
     response = RedirectResponse(record.landing_url, 302, headers=NO_STORE)
     secure = request.url.scheme == "https"
     response.set_cookie(

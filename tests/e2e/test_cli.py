@@ -48,3 +48,9 @@ def test_production_refuses_default_secrets(tmp_path):
     )
     assert done.returncode == 1
     assert "TUIKE_SECRET_KEY must be set in production" in done.stderr
+
+
+def test_serve_refuses_a_database_that_is_not_migrated(tmp_path):
+    done = run(tmp_path, "serve", "--port", "1")
+    assert done.returncode == 1
+    assert "run `tuike migrate` first" in done.stderr and done.stderr.strip().count("\n") == 0

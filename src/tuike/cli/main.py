@@ -164,7 +164,15 @@ def serve(
     """Serve the tracker, the REST API and the portals."""
     import uvicorn
 
+    from tuike.storage.migrate import pending
+
     settings = _settings()
+    try:
+        behind = pending(settings.database_url)
+    except Exception as exc:
+        raise _fail(f"cannot reach the database: {str(exc).splitlines()[0]}") from None
+    if behind:
+        raise _fail("the database schema is not up to date: run `tuike migrate` first")
     if settings.is_sqlite and workers > 1:
         console.print(
             "[yellow]note:[/yellow] SQLite serialises writes; extra workers share one writer."

@@ -22,3 +22,20 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` up to ``revision`` (safe to run twice)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def pending(url: str) -> bool:
+    """Tell whether the database at ``url`` lacks migrations (or was migrated elsewhere)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from tuike.storage.db import Database
+
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    db = Database(url)
+    try:
+        with db.engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        db.dispose()
+    return current != heads

@@ -16,6 +16,7 @@ from tuike.web.api.v1.router import router as api_router
 from tuike.web.errors import install_error_handlers
 from tuike.web.portals.routes import router as portals_router
 from tuike.web.state import AppState
+from tuike.web.tracking.fastpath import ClickFastPath
 from tuike.web.tracking.routes import router as tracking_router
 from tuike.workers.approvals import run_periodically
 
@@ -60,4 +61,5 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(tracking_router)
     app.include_router(api_router)
     app.include_router(portals_router)
+    app.add_middleware(ClickFastPath, state=state)
     return app

@@ -40,7 +40,8 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{ti
 </style></head><body><h1>{title}</h1><p>{text}</p></body></html>"""
 
 
-def _page(status: int, title: str, text: str) -> HTMLResponse:
+def html_page(status: int, title: str, text: str) -> HTMLResponse:
+    """Return a small HTML page (no stack trace, nothing the visitor sent unescaped)."""
     page = _PAGE.format(title=html.escape(title), text=html.escape(text))
     return HTMLResponse(page, status_code=status, headers=NO_STORE)
 
@@ -58,16 +59,16 @@ def _client_ip(request: Request) -> str | None:
 async def click(code: str, request: Request, state: StateDep) -> Response:
     """Record a click and redirect to the landing page with the click id."""
     if not is_link_code(code):
-        return _page(404, "Link not found", "This tracking link does not exist.")
+        return html_page(404, "Link not found", "This tracking link does not exist.")
     resolved = state.links.cached(code)
     if resolved is MISS:
         resolved = await run_in_threadpool(state.links.resolve, code)
     if resolved is None:
-        return _page(404, "Link not found", "This tracking link does not exist.")
+        return html_page(404, "Link not found", "This tracking link does not exist.")
     if not resolved.live:
         if resolved.program.fallback_url:
             return RedirectResponse(resolved.program.fallback_url, 302, headers=NO_STORE)
-        return _page(410, "Offer ended", "This offer is no longer available.")
+        return html_page(410, "Offer ended", "This offer is no longer available.")
     try:
         params = parse_click_params(dict(request.query_params))
         if request.method == "HEAD":
@@ -94,7 +95,7 @@ async def click(code: str, request: Request, state: StateDep) -> Response:
             uniques=state.uniques,
         )
     except InvalidField as exc:
-        return _page(400, "Bad link", f"{exc.field}: {exc.message}")
+        return html_page(400, "Bad link", f"{exc.field}: {exc.message}")
     try:
         if settings.tracker_mode == "durable":
             await state.writer.record(record)
@@ -103,7 +104,7 @@ async def click(code: str, request: Request, state: StateDep) -> Response:
     except (Backpressure, WriterClosed) as exc:
         # Never acknowledge a click that is not (or may not be) kept.
         log.warning("click refused: %s", exc)
-        page = _page(503, "Busy", "Please try again in a moment.")
+        page = html_page(503, "Busy", "Please try again in a moment.")
         page.headers["Retry-After"] = "1"
         return page
     response = RedirectResponse(record.landing_url, 302, headers=NO_STORE)

@@ -60,6 +60,7 @@ class LinkCache:
         self._max = max_entries
         self._poll = poll_seconds
         self._entries: OrderedDict[str, Resolved | None] = OrderedDict()
+        self._programs: dict[int, Program] = {}
         self._version = -1
         self._checked = 0.0
         self._lock = threading.Lock()
@@ -72,14 +73,46 @@ class LinkCache:
             version = versions.current(conn, CATALOG)
         with self._lock:
             self._checked = now
-            if version != self._version:
+            changed = version != self._version
+            if changed:
                 self._entries.clear()
+                self._programs.clear()
                 self._version = version
+        if changed:
+            # Reload in one pass rather than one miss (three queries) per link.
+            self.warm()
+
+    def warm(self) -> int:
+        """Load the newest links, up to the bound, in one pass; return how many."""
+        with self._db.read() as conn:
+            programs = {p.id: p for p in repo.list_programs(conn)}
+            approved = {
+                (m.program_id, m.affiliate_id)
+                for m in repo.list_memberships(conn, status="approved")
+            }
+            links = repo.recent_links(conn, self._max)
+        with self._lock:
+            self._programs = programs
+            for link in reversed(links):
+                self._entries[link.code] = Resolved(
+                    link=link,
+                    program=programs[link.program_id],
+                    membership_ok=(link.program_id, link.affiliate_id) in approved,
+                )
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return len(links)
+
+    def refresh(self) -> None:
+        """Read the version counter now, and reload the links if it moved (or never read)."""
+        self._checked = 0.0
+        self._maybe_invalidate()
 
     def invalidate(self) -> None:
         """Forget everything (the next lookup re-reads the version)."""
         with self._lock:
             self._entries.clear()
+            self._programs.clear()
             self._checked = 0.0
 
     def cached(self, code: str) -> Resolved | object | None:
@@ -112,9 +145,10 @@ class LinkCache:
             link = repo.get_link_by_code(conn, code)
             if link is None:
                 return None
-            program = repo.get_program(conn, link.program_id)
+            program = self._programs.get(link.program_id) or repo.get_program(conn, link.program_id)
             membership = repo.get_membership(conn, link.program_id, link.affiliate_id)
         assert program is not None
+        self._programs[program.id] = program
         return Resolved(
             link=link,
             program=program,

@@ -235,6 +235,12 @@ def list_links(
     return [link_from_row(r) for r in conn.execute(stmt)]
 
 
+def recent_links(conn: Connection, limit: int) -> list[Link]:
+    """Return the newest links, newest first."""
+    rows = conn.execute(select(t.links).order_by(t.links.c.id.desc()).limit(limit))
+    return [link_from_row(r) for r in rows]
+
+
 def get_creative(conn: Connection, creative_id: int) -> Creative | None:
     """Return a creative by id."""
     row = conn.execute(select(t.creatives).where(t.creatives.c.id == creative_id)).first()

@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.writer.start()
+        await asyncio.to_thread(state.links.refresh)  # loads the links before the first click
         task = None
         if settings.approve_interval_seconds > 0:
             task = asyncio.create_task(

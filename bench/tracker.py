@@ -1,0 +1,317 @@
+"""Tracker benchmark: clicks per second of tuike against a bare ASGI 302 and nginx.
+
+    .venv/bin/python bench/tracker.py [--duration 20] [--links 10000] [--write-docs]
+
+Runs `wrk -t1 -c64 -d<duration>s --latency` with a Lua script rotating over the link
+codes against (a) tuike durable on SQLite, (b) tuike durable on PostgreSQL, (c) tuike
+fast on PostgreSQL, (d) a bare ASGI app answering a fixed 302 on the same server and
+worker count, (e) nginx `return 302`. After each tuike run it waits for the writer to
+drain and compares the clicks stored with the 302s wrk received. Installs wrk and nginx
+from Debian packages when they are missing (needs root). Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from tuike.services import catalog as svc
+from tuike.storage import tables
+from tuike.storage.db import Database
+from tuike.storage.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PG_ADMIN = os.environ.get(
+    "TUIKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+DONE_LUA = """
+done = function(summary, latency, requests)
+  io.write(string.format("TUIKE requests=%d status_errors=%d socket_errors=%d\\n",
+    summary.requests, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def ensure_tools() -> None:
+    """Install wrk and nginx from Debian packages if they are missing."""
+    missing = [
+        p
+        for p in ("wrk", "nginx")
+        if shutil.which(p) is None and not Path(f"/usr/sbin/{p}").exists()
+    ]
+    if missing:
+        print(f"installing {' '.join(missing)} from Debian packages", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_links(url: str, n: int) -> list[str]:
+    """Create one merchant, program and affiliate with n links; return their codes."""
+    db = Database(url)
+    with db.write() as conn:
+        m = svc.create_merchant(conn, name="Bench", timezone="Asia/Shanghai")
+        program = svc.create_program(
+            conn,
+            merchant_id=m.id,
+            currency="CNY",
+            name="Bench",
+            landing_url="https://shop.example.com/",
+            commission_plan={"cps_percent": "10"},
+        )
+        aff = svc.create_affiliate(
+            conn, name="Bench", email="bench@example.com", timezone="Asia/Shanghai"
+        )
+        svc.decide_membership(
+            conn,
+            svc.apply_to_program(conn, program=program, affiliate_id=aff.id),
+            status="approved",
+        )
+        codes = [
+            svc.create_link(conn, program=program, affiliate_id=aff.id, subs=[f"s{i % 50}"]).code
+            for i in range(n)
+        ]
+    db.dispose()
+    return codes
+
+
+def stored_clicks(url: str) -> int:
+    db = Database(url)
+    with db.read() as conn:
+        n = conn.execute(select(func.count()).select_from(tables.clicks)).scalar_one()
+    db.dispose()
+    return int(n)
+
+
+def wait_ready(url: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def run_wrk(base: str, script: Path, duration: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def latency(label: str) -> float:
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    done = re.search(r"TUIKE requests=(\d+) status_errors=(\d+) socket_errors=(\d+)", out)
+    requests, status_errors = int(done.group(1)), int(done.group(2))
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": latency("50%"),
+        "p99": latency("99%"),
+        "answered": requests - status_errors,
+        "refused": status_errors,
+        "socket_errors": int(done.group(3)),
+    }
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench_tuike(label: str, url: str, mode: str, script: Path, duration: int) -> dict:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TUIKE_DATABASE_URL": url,
+        "TUIKE_TRACKER_MODE": mode,
+        "TUIKE_APPROVE_INTERVAL_SECONDS": "0",
+        "TUIKE_ENV": "test",
+    }
+    before = stored_clicks(url)
+    proc = subprocess.Popen(
+        [str(BIN / "tuike"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
+        result = run_wrk(f"http://127.0.0.1:{port}", script, duration)
+    finally:
+        stop(proc)  # shutdown drains the writer
+    result["stored"] = stored_clicks(url) - before
+    result["label"] = label
+    return result
+
+
+def bench_bare(script: Path, duration: int) -> dict:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(BIN / "uvicorn"),
+            "bench.bare:app",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", proc)
+        result = run_wrk(f"http://127.0.0.1:{port}", script, duration)
+    finally:
+        stop(proc)
+    return result | {"label": "(d) bare ASGI 302 (uvicorn, 1 worker)"}
+
+
+def bench_nginx(script: Path, duration: int) -> dict:
+    port = free_port()
+    prefix = Path(tempfile.mkdtemp())
+    (prefix / "logs").mkdir()
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""daemon off; worker_processes 1; error_log {prefix}/logs/error.log;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{ access_log off; server {{ listen 127.0.0.1:{port};
+  location / {{ return 302 https://shop.example.com/?tk_click=01JD3R6Z0Q8W5N2K4M7P9T1VXB; }} }} }}
+""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen(
+        [nginx, "-p", str(prefix), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", proc)
+        result = run_wrk(f"http://127.0.0.1:{port}", script, duration)
+    finally:
+        stop(proc)
+    return result | {"label": "(e) nginx return 302 (1 worker)"}
+
+
+def table(results: list[dict], duration: int, links: int) -> str:
+    bare = next(r for r in results if r["label"].startswith("(d)"))["rps"]
+    nginx = next(r for r in results if r["label"].startswith("(e)"))["rps"]
+    lines = [
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
+        f"Python {platform.python_version()}), {links:,} links, "
+        f"`wrk -t1 -c64 -d{duration}s --latency` on the same cores:",
+        "",
+        "| target | requests/s | p50 | p99 | stored / answered | vs bare ASGI | vs nginx |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        stored = (
+            f"{r['stored']:,} / {r['answered']:,} ({r['stored'] - r['answered']:+,}"
+            f"{', refused ' + format(r['refused'], ',') if r['refused'] else ''})"
+            if "stored" in r
+            else ""
+        )
+        lines.append(
+            f"| {r['label']} | {r['rps']:,.0f} | {r['p50']:.1f} ms | {r['p99']:.1f} ms "
+            f"| {stored} | {r['rps'] / bare:.0%} | {r['rps'] / nginx:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--links", type=int, default=10_000)
+    parser.add_argument("--write-docs", action="store_true", help="update docs/performance.md")
+    args = parser.parse_args()
+    ensure_tools()
+    work = Path(tempfile.mkdtemp())
+    sqlite_url = f"sqlite:///{work}/bench.db"
+    upgrade(sqlite_url)
+    name = f"tuike_bench_{int(time.time())}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    pg_url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(pg_url)
+        codes = make_links(sqlite_url, args.links)
+        pg_codes = make_links(pg_url, args.links)
+        scripts = []
+        for label, cs in (("sqlite", codes), ("pg", pg_codes)):
+            path = work / f"{label}.lua"
+            path.write_text(
+                "codes = {" + ",".join(f'"{c}"' for c in cs) + "}\n"
+                "local i = 0\nrequest = function()\n  i = i + 1\n"
+                '  return wrk.format("GET", "/c/" .. codes[(i % #codes) + 1])\nend\n' + DONE_LUA
+            )
+            scripts.append(path)
+        results = []
+        for label, url, mode, script in (
+            ("(a) tuike durable, SQLite", sqlite_url, "durable", scripts[0]),
+            ("(b) tuike durable, PostgreSQL", pg_url, "durable", scripts[1]),
+            ("(c) tuike fast, PostgreSQL", pg_url, "fast", scripts[1]),
+        ):
+            print(f"running {label} …", flush=True)
+            results.append(bench_tuike(label, url, mode, script, args.duration))
+        print("running (d) bare ASGI …", flush=True)
+        results.append(bench_bare(scripts[0], args.duration))
+        print("running (e) nginx …", flush=True)
+        results.append(bench_nginx(scripts[0], args.duration))
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    out = table(results, args.duration, args.links)
+    print(out)
+    if args.write_docs:
+        doc = ROOT / "docs" / "performance.md"
+        body = doc.read_text()
+        start, end = "<!-- bench/tracker:start -->", "<!-- bench/tracker:end -->"
+        block = f"{start}\n{out}\n{end}"
+        body = (
+            re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, body, flags=re.S)
+            if start in body
+            else body + "\n" + block + "\n"
+        )
+        doc.write_text(body)
+
+
+if __name__ == "__main__":
+    main()

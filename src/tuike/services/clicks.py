@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from tuike.adapters.useragent import classify
 from tuike.domain import ids
@@ -28,6 +30,7 @@ from tuike.storage import versions
 from tuike.storage.clicks import insert_clicks
 from tuike.storage.db import Database, upsert_add
 
+log = logging.getLogger("tuike.clicks")
 CATALOG = "catalog"
 MISS = object()
 
@@ -69,8 +72,14 @@ class LinkCache:
         now = time.monotonic()
         if now - self._checked < self._poll:
             return
-        with self._db.read() as conn:
-            version = versions.current(conn, CATALOG)
+        try:
+            with self._db.read() as conn:
+                version = versions.current(conn, CATALOG)
+        except SQLAlchemyError as exc:
+            # Database away: keep serving the links we know, ask again next poll.
+            log.warning("link cache cannot read the catalog version: %s", exc)
+            self._checked = now
+            return
         with self._lock:
             self._checked = now
             changed = version != self._version

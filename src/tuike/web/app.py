@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from tuike import __version__
 from tuike.config import Settings, get_settings
@@ -16,9 +17,19 @@ from tuike.web.api.v1.router import router as api_router
 from tuike.web.errors import install_error_handlers
 from tuike.web.portals.routes import router as portals_router
 from tuike.web.state import AppState
-from tuike.web.tracking.fastpath import ClickFastPath
+from tuike.web.tracking.fastpath import is_click, serve_click
 from tuike.web.tracking.routes import router as tracking_router
 from tuike.workers.approvals import run_periodically
+
+
+class TuikeApp(FastAPI):
+    """The FastAPI application, with clicks answered before any middleware runs."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_click(scope):
+            await serve_click(scope, receive, send, self.state.tuike)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -47,7 +58,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             if db is None:
                 state.db.dispose()
 
-    app = FastAPI(
+    app = TuikeApp(
         title="tuike",
         version=__version__,
         description="Open-source affiliate marketing platform: tracking, attribution, "
@@ -62,5 +73,4 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(tracking_router)
     app.include_router(api_router)
     app.include_router(portals_router)
-    app.add_middleware(ClickFastPath, state=state)
     return app

@@ -108,23 +108,25 @@ async def click(code: str, request: Request, state: StateDep) -> Response:
         page.headers["Retry-After"] = "1"
         return page
     response = RedirectResponse(record.landing_url, 302, headers=NO_STORE)
-    secure = request.url.scheme == "https"
-    response.set_cookie(
-        CLICK_COOKIE,
-        record.id,
-        max_age=int(timedelta(days=resolved.program.cookie_days).total_seconds()),
-        httponly=True,
-        samesite="lax",
-        secure=secure,
+    # Cookies written by hand: http.cookies' machinery was a tenth of a click's time.
+    # The values are ULIDs and hex keys, so nothing needs quoting.
+    secure = "; Secure" if request.scope.get("scheme") == "https" else ""
+    max_age = resolved.program.cookie_days * 86400
+    raw = response.raw_headers
+    raw.append(
+        (
+            b"set-cookie",
+            f"{CLICK_COOKIE}={record.id}; Max-Age={max_age}; Path=/; HttpOnly; "
+            f"SameSite=Lax{secure}".encode(),
+        )
     )
     if VISITOR_COOKIE not in request.cookies:
-        response.set_cookie(
-            VISITOR_COOKIE,
-            record.visitor,
-            max_age=365 * 86400,
-            httponly=True,
-            samesite="lax",
-            secure=secure,
+        raw.append(
+            (
+                b"set-cookie",
+                f"{VISITOR_COOKIE}={record.visitor}; Max-Age={365 * 86400}; Path=/; HttpOnly; "
+                f"SameSite=Lax{secure}".encode(),
+            )
         )
     return response
 

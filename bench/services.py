@@ -166,7 +166,7 @@ def bench(url: str, n: int) -> list[tuple[str, str, str]]:
     return [
         ("build_click (tracker rules, per click)", f"{build_us:.1f} µs", ""),
         (
-            "record_clicks, batches of 5,000 (per click)",
+            "record_clicks incl. rollups, batches of 5,000 (per click)",
             f"{record_us:.1f} µs",
             f"{core_us / record_us:.2f}x faster than a Core insert of the same rows without "
             f"rollups ({core_us:.1f} µs)",

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from tuike.web.state import AppState
-from tuike.web.tracking.routes import click, html_page
+from tuike.web.tracking.clicks import handle_click, hit_from_scope, page, send_answer
 
 log = logging.getLogger("tuike.tracking")
 
@@ -32,8 +31,9 @@ def is_click(scope: Scope) -> bool:
 async def serve_click(scope: Scope, receive: Receive, send: Send, state: AppState) -> None:
     """Answer a click with the tracker's handler, outside every middleware."""
     try:
-        response = await click(scope["path"][3:], Request(scope, receive), state)
+        hit = hit_from_scope(scope, state.settings.country_header)
+        answer = await handle_click(scope["path"][3:], hit, state)
     except Exception:
         log.exception("click failed")
-        response = html_page(500, "Error", "Something went wrong; please try again.")
-    await response(scope, receive, send)
+        answer = page(500, "Error", "Something went wrong; please try again.")
+    await send_answer(send, answer, head=scope["method"] == "HEAD")

@@ -5,129 +5,46 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import html
 import logging
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from tuike.domain.errors import DomainError, InvalidField
-from tuike.domain.ids import is_link_code
-from tuike.domain.tracking import landing_for, parse_click_params
 from tuike.services import conversions as conv
-from tuike.services.click_writer import Backpressure, WriterClosed
-from tuike.services.clicks import MISS, Visit, build_click
 from tuike.services.clock import utcnow
 from tuike.services.keys import authenticate
 from tuike.storage import catalog as repo
 from tuike.web.errors import error_response
 from tuike.web.state import AppState, get_state
+from tuike.web.tracking.clicks import CLICK_COOKIE, handle_click, hit_from_scope
 
 log = logging.getLogger("tuike.tracking")
 router = APIRouter(tags=["tracking"])
 StateDep = Annotated[AppState, Depends(get_state)]
 
-CLICK_COOKIE = "tk_click"
-VISITOR_COOKIE = "tk_v"
 NO_STORE = {"Cache-Control": "no-store"}
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;color:#333}}
-</style></head><body><h1>{title}</h1><p>{text}</p></body></html>"""
-
-
-def html_page(status: int, title: str, text: str) -> HTMLResponse:
-    """Return a small HTML page (no stack trace, nothing the visitor sent unescaped)."""
-    page = _PAGE.format(title=html.escape(title), text=html.escape(text))
-    return HTMLResponse(page, status_code=status, headers=NO_STORE)
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 @router.head("/c/{code}", response_class=Response, include_in_schema=False)
 @router.get(
     "/c/{code}",
     response_class=Response,
-    responses={302: {"description": "to the landing page"}, 404: {}, 410: {}, 400: {}},
+    responses={302: {"description": "to the landing page"}, 404: {}, 410: {}, 400: {}, 503: {}},
 )
 async def click(code: str, request: Request, state: StateDep) -> Response:
-    """Record a click and redirect to the landing page with the click id."""
-    if not is_link_code(code):
-        return html_page(404, "Link not found", "This tracking link does not exist.")
-    resolved = state.links.cached(code)
-    if resolved is MISS:
-        resolved = await run_in_threadpool(state.links.resolve, code)
-    if resolved is None:
-        return html_page(404, "Link not found", "This tracking link does not exist.")
-    if not resolved.live:
-        if resolved.program.fallback_url:
-            return RedirectResponse(resolved.program.fallback_url, 302, headers=NO_STORE)
-        return html_page(410, "Offer ended", "This offer is no longer available.")
-    try:
-        params = parse_click_params(dict(request.query_params))
-        if request.method == "HEAD":
-            landing = landing_for(resolved.program, resolved.link, params)
-            return RedirectResponse(landing, 302, headers=NO_STORE)
-        settings = state.settings
-        visit = Visit(
-            ip=_client_ip(request),
-            user_agent=request.headers.get("user-agent", ""),
-            referer=request.headers.get("referer", ""),
-            country=request.headers.get(settings.country_header, "")
-            if settings.country_header
-            else "",
-            visitor_cookie=request.cookies.get(VISITOR_COOKIE),
-        )
-        now = utcnow()
-        record = build_click(
-            resolved,
-            params,
-            visit,
-            at=now,
-            ip_storage=settings.ip_storage,
-            privacy_salt=settings.privacy_salt,
-            uniques=state.uniques,
-        )
-    except InvalidField as exc:
-        return html_page(400, "Bad link", f"{exc.field}: {exc.message}")
-    try:
-        if settings.tracker_mode == "durable":
-            await state.writer.record(record)
-        else:
-            state.writer.submit(record)
-    except (Backpressure, WriterClosed) as exc:
-        # Never acknowledge a click that is not (or may not be) kept.
-        log.warning("click refused: %s", exc)
-        page = html_page(503, "Busy", "Please try again in a moment.")
-        page.headers["Retry-After"] = "1"
-        return page
-    response = RedirectResponse(record.landing_url, 302, headers=NO_STORE)
-    # Cookies written by hand: http.cookies' machinery was a tenth of a click's time.
-    # The values are ULIDs and hex keys, so nothing needs quoting.
-    secure = "; Secure" if request.scope.get("scheme") == "https" else ""
-    max_age = resolved.program.cookie_days * 86400
-    raw = response.raw_headers
-    raw.append(
-        (
-            b"set-cookie",
-            f"{CLICK_COOKIE}={record.id}; Max-Age={max_age}; Path=/; HttpOnly; "
-            f"SameSite=Lax{secure}".encode(),
-        )
-    )
-    if VISITOR_COOKIE not in request.cookies:
-        raw.append(
-            (
-                b"set-cookie",
-                f"{VISITOR_COOKIE}={record.visitor}; Max-Age={365 * 86400}; Path=/; HttpOnly; "
-                f"SameSite=Lax{secure}".encode(),
-            )
-        )
+    """Record a click and redirect to the landing page with the click id.
+
+    Served by the fast path in ``TuikeApp`` before routing; this route documents it in
+    the OpenAPI document and serves it when the app is mounted without that path.
+    """
+    hit = hit_from_scope(request.scope, state.settings.country_header)
+    answer = await handle_click(code, hit, state)
+    response = Response(answer.body, status_code=answer.status)
+    response.raw_headers.extend(answer.headers)
     return response
 
 

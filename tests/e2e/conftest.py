@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from factories.server import BIN, free_port, start_server
 from tuike.storage.db import Database
-
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -49,7 +38,7 @@ class Server:
 @pytest.fixture
 def server(db: Database, tmp_path: Path) -> Iterator[Server]:
     """Start `tuike serve` on the test database and stop it after the test."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -57,24 +46,8 @@ def server(db: Database, tmp_path: Path) -> Iterator[Server]:
         "TUIKE_APPROVE_INTERVAL_SECONDS": "0",
         "TUIKE_PUBLIC_URL": base,
     }
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [str(BIN / "tuike"), "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_server(db.url, port, tmp_path / "server.log", TUIKE_PUBLIC_URL=base)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((tmp_path / "server.log").read_text())
-            time.sleep(0.1)
         yield Server(base_url=base, env=env)
     finally:
         proc.terminate()
@@ -82,4 +55,3 @@ def server(db: Database, tmp_path: Path) -> Iterator[Server]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()

@@ -2,57 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from factories.server import free_port, start_server
 from factories.world import make_world
 from tuike.storage import tables
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(db, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "TUIKE_DATABASE_URL": db.url, "TUIKE_APPROVE_INTERVAL_SECONDS": "0"}
-    proc = subprocess.Popen(
-        [str(BIN / "tuike"), "serve", "--port", str(port)],
-        env=env,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(log.read_text())
 
 
 def test_sigkill_mid_load_loses_no_acknowledged_click(db, tmp_path):
     w = make_world(db)
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
-    proc = _start(db, port, log)
+    proc = start_server(db.url, port, log)
     acknowledged: list[str] = []
     refused = failed = 0
     sent = 0
@@ -90,7 +60,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_click(db, tmp_path):
     stop.set()
     for t in threads:
         t.join()
-    restarted = _start(db, port, log)
+    restarted = start_server(db.url, port, log)
     try:
         with db.read() as conn:
             stored = set(conn.execute(select(tables.clicks.c.id)).scalars())

@@ -11,9 +11,7 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,20 +23,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from factories.server import free_port, start_server
 from factories.world import make_world
 from tuike.storage import tables
 from tuike.storage.db import Database
 from tuike.storage.migrate import upgrade
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:
@@ -83,7 +75,7 @@ def cluster() -> Iterator[Cluster]:
     root = Path(tempfile.mkdtemp(prefix="tuike-pg-", dir="/tmp"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")  # initdb refuses to run as root
-    c = Cluster(root, _free_port())
+    c = Cluster(root, free_port())
     c.init()
     c.start()
     try:
@@ -94,32 +86,13 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _serve(url: str, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "TUIKE_DATABASE_URL": url, "TUIKE_APPROVE_INTERVAL_SECONDS": "0"}
-    proc = subprocess.Popen(
-        [str(BIN / "tuike"), "serve", "--port", str(port)],
-        env=env,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(log.read_text())
-
-
 def test_postgres_outage_refuses_clicks_instead_of_losing_them(cluster, tmp_path):
     url = f"postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/postgres"
     upgrade(url)
     db = Database(url)
     w = make_world(db)
-    port = _free_port()
-    proc = _serve(url, port, tmp_path / "server.log")
+    port = free_port()
+    proc = start_server(url, port, tmp_path / "server.log")
     acknowledged: list[str] = []
     counts = {"sent": 0, "refused": 0, "other": 0}
     lock = threading.Lock()

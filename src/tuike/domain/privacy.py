@@ -9,6 +9,7 @@ import re
 
 IP_MODES = ("full", "truncated", "hashed")
 _VISITOR = re.compile(r"^[0-9a-f]{32}$")
+_IPV4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})", re.ASCII)
 
 
 def store_ip(ip: str | None, mode: str, salt: str) -> str | None:
@@ -18,7 +19,7 @@ def store_ip(ip: str | None, mode: str, salt: str) -> str | None:
     if mode == "full":
         return ip
     if mode == "hashed":
-        return "h:" + hmac.new(salt.encode(), ip.encode(), hashlib.sha256).hexdigest()[:32]
+        return "h:" + hmac.digest(salt.encode(), ip.encode(), "sha256").hex()[:32]
     fast = _truncate_ipv4(ip)
     if fast is not None:
         return fast
@@ -34,15 +35,13 @@ def store_ip(ip: str | None, mode: str, salt: str) -> str | None:
 
 def _truncate_ipv4(ip: str) -> str | None:
     """Return the /24 of a plain dotted IPv4 address without the ipaddress module (hot path)."""
-    parts = ip.split(".")
-    if len(parts) != 4:
+    m = _IPV4.fullmatch(ip)
+    if m is None:
         return None
-    for part in parts:
-        if not (part.isascii() and part.isdigit()) or len(part) > 3 or int(part) > 255:
-            return None
-        if len(part) > 1 and part[0] == "0":
-            return None  # leading zeros: let ipaddress refuse them
-    return f"{int(parts[0])}.{int(parts[1])}.{int(parts[2])}.0"
+    for part in m.groups():
+        if int(part) > 255 or (len(part) > 1 and part[0] == "0"):
+            return None  # out of range, or leading zeros: let ipaddress refuse them
+    return f"{m[1]}.{m[2]}.{m[3]}.0"
 
 
 def hash_customer_id(customer_id: str, salt: str) -> str:
@@ -60,4 +59,4 @@ def visitor_key(*, visitor_cookie: str | None, ip: str | None, user_agent: str, 
     if visitor_cookie and _VISITOR.fullmatch(visitor_cookie):
         return visitor_cookie
     basis = f"a:{ip}|{user_agent}"
-    return hmac.new(salt.encode(), basis.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(salt.encode(), basis.encode(), "sha256").hex()[:32]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -11,6 +12,10 @@ from tuike.domain.errors import InvalidField
 from tuike.domain.landing import check_deep_link, host_allowed, with_query_param
 
 SUB_MAX = 255
+# A NUL cannot be stored in PostgreSQL text; no control character belongs in a sub id.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A stand-in click id (a valid ULID) to find where the click id goes in a landing URL.
+_MARK = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +51,23 @@ class ClickRecord:
 
 
 def _echoed(query: dict[str, str], name: str) -> str:
-    value = query.get(name, "")
+    value = query.get(name)
+    if not value:
+        return ""
     if len(value) > SUB_MAX:
         raise InvalidField(name, f"must be at most {SUB_MAX} characters")
-    # A NUL cannot be stored in PostgreSQL text; no control character belongs in a sub id.
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if _CONTROL.search(value):
         raise InvalidField(name, "must not contain control characters")
     return value
 
 
+NO_PARAMS = ClickParams(subs=("", "", "", "", ""), deep_link=None, aff_click_id="")
+
+
 def parse_click_params(query: dict[str, str]) -> ClickParams:
     """Validate the optional query parameters of a click (raises InvalidField)."""
+    if not query:
+        return NO_PARAMS  # most clicks: a bare link
     subs = [_echoed(query, f"sub{i}") for i in range(1, 6)]
     aff_click_id = _echoed(query, "aff_click_id")
     return ClickParams(
@@ -70,6 +81,8 @@ def merge_subs(
     link_subs: tuple[str, str, str, str, str], click_subs: tuple[str, str, str, str, str]
 ) -> tuple[str, str, str, str, str]:
     """Return the sub ids of a click: those in the request win over the link's own."""
+    if click_subs == NO_PARAMS.subs:
+        return link_subs
     merged = [c or s for s, c in zip(link_subs, click_subs, strict=True)]
     return (merged[0], merged[1], merged[2], merged[3], merged[4])
 
@@ -89,3 +102,16 @@ def landing_for(program: Program, link: Link, params: ClickParams) -> str:
 def redirect_url(program: Program, landing: str, click_id: str) -> str:
     """Return the landing URL decorated with the click id."""
     return with_query_param(landing, program.click_param, click_id)
+
+
+def redirect_template(program: Program, landing: str) -> tuple[str, str]:
+    """Return (prefix, suffix) with ``prefix + click_id + suffix == redirect_url(...)``.
+
+    Computed once per link so that a click only joins three strings. Valid for any click
+    id that needs no quoting (ULIDs are letters and digits).
+    """
+    url = redirect_url(program, landing, _MARK)
+    prefix, mark, suffix = url.partition(_MARK)
+    if not mark or _MARK in suffix or _MARK in landing:
+        raise ValueError(f"cannot template the landing URL {landing!r}")
+    return prefix, suffix

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote
 
@@ -32,6 +33,7 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{ti
 _NO_STORE = (b"cache-control", b"no-store")
 # What Starlette's RedirectResponse leaves unquoted in a Location header.
 _LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"
+_NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9_.\-~:/%#?=@\[\]!$&'()*+,;]")
 
 
 @dataclass(slots=True)
@@ -74,8 +76,9 @@ def hit_from_scope(scope: Scope, country_header: str) -> Hit:
                 key, _, val = part.strip().partition("=")
                 if key == VISITOR_COOKIE:
                     visitor = val
-    query = dict(
-        parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    raw_query = scope.get("query_string")
+    query = (
+        dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
     )
     client = scope.get("client")
     return Hit(
@@ -98,7 +101,9 @@ def page(status: int, title: str, text: str) -> Answer:
 
 def redirect(url: str) -> Answer:
     """Return a 302 to a URL (quoted as Starlette quotes it)."""
-    location = quote(url, safe=_LOCATION_SAFE).encode("latin-1")
+    if _NEEDS_QUOTING.search(url):
+        url = quote(url, safe=_LOCATION_SAFE)
+    location = url.encode("latin-1")
     return Answer(302, [(b"location", location), _NO_STORE])
 
 

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -16,19 +16,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from tuike.adapters.useragent import classify
 from tuike.domain import ids
 from tuike.domain.catalog import Link, Program
+from tuike.domain.errors import InvalidField
 from tuike.domain.privacy import store_ip, visitor_key
 from tuike.domain.tracking import (
+    NO_PARAMS,
     ClickParams,
     ClickRecord,
     landing_for,
     merge_subs,
+    redirect_template,
     redirect_url,
 )
 from tuike.storage import catalog as repo
-from tuike.storage import tables as t
 from tuike.storage import versions
-from tuike.storage.clicks import insert_clicks
-from tuike.storage.db import Database, upsert_add
+from tuike.storage.clicks import add_click_rollups, insert_clicks
+from tuike.storage.db import Database
 
 log = logging.getLogger("tuike.clicks")
 CATALOG = "catalog"
@@ -37,11 +39,24 @@ MISS = object()
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A link with its program and whether the affiliate may still send traffic."""
+    """A link with its program and whether the affiliate may still send traffic.
+
+    ``template`` is the redirect of a click without a deep link, split where the click id
+    goes (computed once per link, not once per click).
+    """
 
     link: Link
     program: Program
     membership_ok: bool
+    template: tuple[str, str] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        try:
+            landing = landing_for(self.program, self.link, NO_PARAMS)
+            template = redirect_template(self.program, landing)
+        except (InvalidField, ValueError):
+            template = None  # build_click works the URL out per click
+        object.__setattr__(self, "template", template)
 
     @property
     def live(self) -> bool:
@@ -50,10 +65,13 @@ class Resolved:
 
 
 class LinkCache:
-    """Link codes resolved in memory, bounded, dropped when the catalog version moves.
+    """Link codes resolved in memory, bounded, reloaded when the catalog version moves.
 
-    The version counter is read at most once per ``poll_seconds``, so a change made by
-    another worker is seen within that time and a cache hit costs no database read.
+    The version counter is read at most once per ``poll_seconds`` and by one caller at a
+    time (the others keep answering from memory meanwhile), so a change made by another
+    worker is seen within about that time and a cache hit costs no database read. A
+    reload builds the new entries aside and swaps them in at once: clicks arriving during
+    a reload are answered from the old entries, never sent to the database one by one.
     """
 
     def __init__(
@@ -66,33 +84,33 @@ class LinkCache:
         self._programs: dict[int, Program] = {}
         self._version = -1
         self._checked = 0.0
+        self._polling = False
+        self._generation = 0  # moved by invalidate(): a poll begun before it is not trusted
         self._lock = threading.Lock()
 
     def _maybe_invalidate(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < self._poll:
-            return
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked < self._poll:
+                return
+            generation = self._generation
+            self._polling = True
         try:
             with self._db.read() as conn:
                 version = versions.current(conn, CATALOG)
+            if version != self._version:
+                # Reload in one pass rather than one miss (three queries) per link.
+                self._load_all(version)
         except SQLAlchemyError as exc:
             # Database away: keep serving the links we know, ask again next poll.
-            log.warning("link cache cannot read the catalog version: %s", exc)
-            self._checked = now
-            return
-        with self._lock:
-            self._checked = now
-            changed = version != self._version
-            if changed:
-                self._entries.clear()
-                self._programs.clear()
-                self._version = version
-        if changed:
-            # Reload in one pass rather than one miss (three queries) per link.
-            self.warm()
+            log.warning("link cache cannot read the catalog: %s", exc)
+        finally:
+            with self._lock:
+                self._polling = False
+                if generation == self._generation:
+                    self._checked = now
 
-    def warm(self) -> int:
-        """Load the newest links, up to the bound, in one pass; return how many."""
+    def _load_all(self, version: int) -> int:
         with self._db.read() as conn:
             programs = {p.id: p for p in repo.list_programs(conn)}
             approved = {
@@ -100,43 +118,54 @@ class LinkCache:
                 for m in repo.list_memberships(conn, status="approved")
             }
             links = repo.recent_links(conn, self._max)
+        entries: OrderedDict[str, Resolved | None] = OrderedDict()
+        for link in reversed(links):
+            entries[link.code] = Resolved(
+                link=link,
+                program=programs[link.program_id],
+                membership_ok=(link.program_id, link.affiliate_id) in approved,
+            )
         with self._lock:
+            self._entries = entries
             self._programs = programs
-            for link in reversed(links):
-                self._entries[link.code] = Resolved(
-                    link=link,
-                    program=programs[link.program_id],
-                    membership_ok=(link.program_id, link.affiliate_id) in approved,
-                )
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._version = version
         return len(links)
+
+    def warm(self) -> int:
+        """Load the newest links, up to the bound, in one pass; return how many."""
+        with self._db.read() as conn:
+            version = versions.current(conn, CATALOG)
+        return self._load_all(version)
 
     def refresh(self) -> None:
         """Read the version counter now, and reload the links if it moved (or never read)."""
-        self._checked = 0.0
+        with self._lock:
+            self._checked = 0.0
         self._maybe_invalidate()
 
     def invalidate(self) -> None:
-        """Forget everything (the next lookup re-reads the version)."""
+        """Make the next lookup read the version counter (after a change in this process)."""
         with self._lock:
-            self._entries.clear()
-            self._programs.clear()
+            self._generation += 1
             self._checked = 0.0
 
     def cached(self, code: str) -> Resolved | object | None:
         """Return the cached link for a code without touching the database, or MISS.
 
-        MISS also when the version counter is due for a poll: ``resolve`` (which may read
-        the database, so call it off the event loop) then does both.
+        MISS also for the one caller that finds the version counter due for a poll:
+        ``resolve`` (which may read the database, so call it off the event loop) then
+        does both. Everyone else keeps being answered from memory meanwhile.
         """
-        if time.monotonic() - self._checked >= self._poll:
-            return MISS
         with self._lock:
+            if not self._polling and time.monotonic() - self._checked >= self._poll:
+                self._polling = True  # this caller polls; resolve() clears the flag
+                return MISS
             return self._entries.get(code, MISS)
 
     def resolve(self, code: str) -> Resolved | None:
         """Return the link behind a code, or None when there is no such code."""
+        with self._lock:
+            self._polling = False  # a poll claimed by cached() is done below
         self._maybe_invalidate()
         with self._lock:
             if code in self._entries:
@@ -215,8 +244,12 @@ def build_click(
     Raises InvalidField for a deep link outside the program's allowed domains.
     """
     link, program = resolved.link, resolved.program
-    landing = landing_for(program, link, params)
     click_id = ids.new_ulid(at)
+    if params.deep_link is None and resolved.template is not None:
+        prefix, suffix = resolved.template
+        landing_url = prefix + click_id + suffix
+    else:
+        landing_url = redirect_url(program, landing_for(program, link, params), click_id)
     device, is_bot = classify(visit.user_agent)
     visitor = visitor_key(
         visitor_cookie=visit.visitor_cookie,
@@ -233,7 +266,7 @@ def build_click(
         creative_id=link.creative_id,
         subs=merge_subs(link.subs, params.subs),
         aff_click_id=params.aff_click_id,
-        landing_url=redirect_url(program, landing, click_id),
+        landing_url=landing_url,
         ip=store_ip(visit.ip, ip_storage, privacy_salt),
         user_agent=visit.user_agent[:512],
         referer=visit.referer[:2048],
@@ -249,8 +282,13 @@ def _hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def record_clicks(conn: Connection, records: Sequence[ClickRecord]) -> None:
-    """Insert clicks and add them to the hourly rollups, aggregated per batch."""
+def record_clicks(
+    conn: Connection, records: Sequence[ClickRecord], *, method: str = "best"
+) -> None:
+    """Insert clicks and add them to the hourly rollups, aggregated per batch.
+
+    ``method``: see ``storage.clicks.insert_clicks`` (``executemany`` is a baseline).
+    """
     if not records:
         return
     counts: Counter[tuple] = Counter()
@@ -274,21 +312,9 @@ def record_clicks(conn: Connection, records: Sequence[ClickRecord]) -> None:
             counts[key] += 1
             if c.is_unique:
                 uniques[key] += 1
-    insert_clicks(conn, records)
-    rollups = [
-        dict(zip(t.ROLLUP_KEYS, key, strict=True))
-        | {
-            "impressions": 0,
-            "clicks": n,
-            "unique_clicks": uniques[key],
-            "bot_clicks": bots[key],
-        }
-        for key, n in counts.items()
-    ]
-    upsert_add(
+    insert_clicks(conn, records, method=method)
+    add_click_rollups(
         conn,
-        t.click_rollups,
-        t.ROLLUP_KEYS,
-        rollups,
-        ("impressions", "clicks", "unique_clicks", "bot_clicks"),
+        [(*key, 0, n, uniques[key], bots[key]) for key, n in counts.items()],
+        method=method,
     )

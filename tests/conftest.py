@@ -133,6 +133,9 @@ def settings(db: Database) -> Settings:
         database_url=db.url,
         approve_interval_seconds=0,
         public_url="http://testserver",
+        # A writer process per test app costs a spawn each; test_click_writer and the
+        # end-to-end tests (real `tuike serve`) cover the writer process.
+        writer_process=False,
     )
 
 

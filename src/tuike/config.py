@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     writer_max_batch: int = Field(
         2000, ge=1, description="Most clicks the click writer commits in one group."
     )
+    writer_process: bool = Field(
+        True,
+        description="Commit clicks from a writer process of its own (true) rather than a "
+        "thread of each server process: the event loop then keeps the GIL to itself.",
+    )
     writer_queue_limit: int = Field(
         20_000,
         ge=1,

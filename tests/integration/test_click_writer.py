@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import signal
 import threading
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,8 +16,9 @@ from fastapi.testclient import TestClient
 from factories.http import count
 from factories.world import make_world
 from tuike.config import Settings
+from tuike.domain.ids import new_ulid
 from tuike.domain.tracking import ClickParams
-from tuike.services.click_writer import Backpressure, ClickWriter, _write
+from tuike.services.click_writer import Backpressure, ClickWriter, write_in_thread
 from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click
 from tuike.storage import tables
 from tuike.web.app import create_app
@@ -47,7 +52,7 @@ def test_clicks_are_committed_in_groups_and_each_waits_for_its_group(db):
     def slow_write(database, batch):
         gate.wait(10)
         seen.append(len(batch))
-        _write(database, batch)
+        write_in_thread(database, batch)
 
     writer = ClickWriter(db, max_delay=0.01, max_batch=100, write=slow_write)
     writer.start()
@@ -82,7 +87,11 @@ def test_a_full_queue_refuses_instead_of_growing(db):
     w = make_world(db)
     gate = threading.Event()
     writer = ClickWriter(
-        db, max_delay=0, max_batch=1, limit=3, write=lambda d, b: (gate.wait(10), _write(d, b))
+        db,
+        max_delay=0,
+        max_batch=1,
+        limit=3,
+        write=lambda d, b: (gate.wait(10), write_in_thread(d, b)),
     )
     writer.start()
     try:
@@ -131,3 +140,89 @@ def test_fast_mode_answers_at_once_and_writes_on_shutdown(db):
             assert client.get(f"/c/{w.link.code}").status_code == 302
     # Leaving the client ran the shutdown, which writes what is queued.
     assert count(db, tables.clicks) == 5
+
+
+def test_the_writer_process_commits_groups_and_each_waits_for_its_group(db):
+    w = make_world(db)
+    writer = ClickWriter(db, max_delay=0.005, max_batch=50, separate_process=True)
+    writer.start()
+
+    async def main() -> None:
+        await asyncio.gather(*(writer.record(r) for r in records(w, 200)))
+        # Every acknowledged click is committed by the time its waiter is settled.
+        assert count(db, tables.clicks) == 200
+
+    try:
+        asyncio.run(main())
+    finally:
+        writer.stop()
+    assert writer.written == 200 and writer.groups >= 4
+
+
+def test_a_killed_writer_process_refuses_its_group_and_the_next_group_gets_a_new_one(db):
+    w = make_world(db)
+    writer = ClickWriter(db, max_delay=0.001, max_batch=20, separate_process=True)
+    writer.start()
+    assert writer._process is not None
+
+    async def main() -> tuple[int, int]:
+        await writer.record(records(w, 1)[0])
+        first = writer._process.pid
+        os.kill(first, signal.SIGKILL)
+        results = await asyncio.gather(
+            *(writer.record(r) for r in records(w, 100)), return_exceptions=True
+        )
+        refused = sum(isinstance(r, Backpressure) for r in results)
+        assert all(r is None or isinstance(r, Backpressure) for r in results)
+        assert writer._process.pid not in (None, first)  # a new writer process took over
+        return len(results) - refused, refused
+
+    try:
+        acknowledged, refused = asyncio.run(main())
+    finally:
+        writer.stop()
+    stored = count(db, tables.clicks)
+    print(f"acknowledged={acknowledged} refused={refused} stored={stored}")
+    assert acknowledged >= 80  # only the group the killed process held may be refused
+    # Every acknowledged click is stored; a refused one may be too (it died after commit).
+    assert acknowledged + 1 <= stored <= 101
+
+
+def test_memory_stays_bounded_under_three_times_overload(db):
+    """The database stalls; three times the queue's capacity arrives; memory stays flat."""
+    w = make_world(db)
+    gate = threading.Event()
+    limit = 2000
+    writer = ClickWriter(
+        db,
+        max_delay=0,
+        max_batch=100,
+        limit=limit,
+        write=lambda d, b: (gate.wait(30), write_in_thread(d, b)),
+    )
+    writer.start()
+    template = records(w, 1)[0]
+    refused = 0
+    tracemalloc.start()
+    try:
+        # Each click is made as it arrives, as the tracker does: what is refused is freed.
+        for _ in range(limit):
+            writer.submit(dataclasses.replace(template, id=new_ulid()))
+        at_capacity, _ = tracemalloc.get_traced_memory()
+        for _ in range(2 * limit):
+            try:
+                writer.submit(dataclasses.replace(template, id=new_ulid()))
+            except Backpressure:
+                refused += 1
+        overloaded, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        gate.set()
+        writer.stop()
+    print(f"queue at capacity {at_capacity} B, after 3x overload {overloaded} B (peak {peak})")
+    assert writer.pending == 0
+    # The writer holds one group of max_batch out of the queue while it waits.
+    assert refused >= 2 * limit - 100
+    # What was refused was not kept: memory grew by no more than the group in hand.
+    assert overloaded - at_capacity < at_capacity * 0.1
+    assert count(db, tables.clicks) == 3 * limit - refused

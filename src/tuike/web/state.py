@@ -40,6 +40,7 @@ class AppState:
                 max_delay=settings.writer_max_delay_ms / 1000,
                 max_batch=settings.writer_max_batch,
                 limit=settings.writer_queue_limit,
+                separate_process=settings.writer_process,
             ),
         )
 

@@ -1,13 +1,16 @@
 """Tracker benchmark: clicks per second of tuike against a bare ASGI 302 and nginx.
 
     .venv/bin/python bench/tracker.py [--duration 20] [--links 10000] [--write-docs]
+        [--servers granian,uvicorn] [--only abcde]
 
 Runs `wrk -t1 -c64 -d<duration>s --latency` with a Lua script rotating over the link
 codes against (a) tuike durable on SQLite, (b) tuike durable on PostgreSQL, (c) tuike
 fast on PostgreSQL, (d) a bare ASGI app answering a fixed 302 on the same server and
 worker count, (e) nginx `return 302`. After each tuike run it waits for the writer to
 drain and compares the clicks stored with the 302s wrk received. Installs wrk and nginx
-from Debian packages when they are missing (needs root). Loopback only.
+from Debian packages when they are missing (needs root). Loopback only. With
+``--servers granian,uvicorn`` (a)-(d) run on both servers, each tuike run compared with the
+bare app on its own server: the figures that chose the server `tuike serve` runs.
 """
 
 from __future__ import annotations
@@ -151,7 +154,46 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def bench_tuike(label: str, url: str, mode: str, script: Path, duration: int) -> dict:
+def server_command(server: str, target: str, port: int) -> list[str]:
+    """The command serving the bare ASGI ``target`` on ``port`` with one worker, configured
+    as `tuike serve` configures that server."""
+    if server == "granian":
+        return [
+            str(BIN / "granian"),
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--http",
+            "1",
+            "--loop",
+            "uvloop",
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            target,
+        ]
+    return [
+        str(BIN / "uvicorn"),
+        target,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def bench_tuike(label: str, url: str, mode: str, script: Path, duration: int, server: str) -> dict:
     port = free_port()
     env = {
         **os.environ,
@@ -161,12 +203,8 @@ def bench_tuike(label: str, url: str, mode: str, script: Path, duration: int) ->
         "TUIKE_ENV": "test",
     }
     before = stored_clicks(url)
-    proc = subprocess.Popen(
-        [str(BIN / "tuike"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [str(BIN / "tuike"), "serve", "--port", str(port), "--server", server]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
         result = run_wrk(f"http://127.0.0.1:{port}", script, duration)
@@ -174,25 +212,14 @@ def bench_tuike(label: str, url: str, mode: str, script: Path, duration: int) ->
         stop(proc)  # shutdown drains the writer
     result["stored"] = stored_clicks(url) - before
     result["label"] = label
+    result["server"] = server
     return result
 
 
-def bench_bare(script: Path, duration: int) -> dict:
+def bench_bare(script: Path, duration: int, server: str) -> dict:
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(BIN / "uvicorn"),
-            "bench.bare:app",
-            "--port",
-            str(port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
+        server_command(server, "bench.bare:app", port),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -202,7 +229,7 @@ def bench_bare(script: Path, duration: int) -> dict:
         result = run_wrk(f"http://127.0.0.1:{port}", script, duration)
     finally:
         stop(proc)
-    return result | {"label": "(d) bare ASGI 302 (uvicorn, 1 worker)"}
+    return result | {"label": "(d) bare ASGI 302", "server": server}
 
 
 def bench_nginx(script: Path, duration: int) -> dict:
@@ -227,19 +254,20 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port};
         result = run_wrk(f"http://127.0.0.1:{port}", script, duration)
     finally:
         stop(proc)
-    return result | {"label": "(e) nginx return 302 (1 worker)"}
+    return result | {"label": "(e) nginx return 302", "server": "nginx"}
 
 
 def table(results: list[dict], duration: int, links: int) -> str:
-    bare = next((r["rps"] for r in results if r["label"].startswith("(d)")), float("nan"))
+    bare = {r["server"]: r["rps"] for r in results if r["label"].startswith("(d)")}
     nginx = next((r["rps"] for r in results if r["label"].startswith("(e)")), float("nan"))
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
         f"Python {platform.python_version()}), {links:,} links, "
         f"`wrk -t1 -c64 -d{duration}s --latency` on the same cores:",
         "",
-        "| target | requests/s | p50 | p99 | stored / answered | vs bare ASGI | vs nginx |",
-        "|---|---|---|---|---|---|---|",
+        "| target | server (1 worker) | requests/s | p50 | p99 | stored / answered "
+        "| vs bare ASGI | vs nginx |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         stored = (
@@ -249,8 +277,9 @@ def table(results: list[dict], duration: int, links: int) -> str:
             else ""
         )
         lines.append(
-            f"| {r['label']} | {r['rps']:,.0f} | {r['p50']:.1f} ms | {r['p99']:.1f} ms "
-            f"| {stored} | {r['rps'] / bare:.0%} | {r['rps'] / nginx:.0%} |"
+            f"| {r['label']} | {r['server']} | {r['rps']:,.0f} | {r['p50']:.1f} ms "
+            f"| {r['p99']:.1f} ms | {stored} "
+            f"| {r['rps'] / bare.get(r['server'], float('nan')):.0%} | {r['rps'] / nginx:.0%} |"
         )
     return "\n".join(lines)
 
@@ -263,7 +292,16 @@ def main() -> None:
     parser.add_argument(
         "--only", default="abcde", help="which targets to run, e.g. 'ad' (default: all five)"
     )
+    parser.add_argument(
+        "--servers",
+        default="granian",
+        help="ASGI servers to run (a)-(d) on, comma-separated: granian (the default of "
+        "`tuike serve`), uvicorn (`tuike serve --server uvicorn`)",
+    )
     args = parser.parse_args()
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if not set(servers) <= {"uvicorn", "granian"}:
+        parser.error("--servers takes uvicorn and/or granian")
     ensure_tools()
     work = Path(tempfile.mkdtemp())
     sqlite_url = f"sqlite:///{work}/bench.db"
@@ -287,18 +325,19 @@ def main() -> None:
             )
             scripts.append(path)
         results = []
-        for label, url, mode, script in (
-            ("(a) tuike durable, SQLite", sqlite_url, "durable", scripts[0]),
-            ("(b) tuike durable, PostgreSQL", pg_url, "durable", scripts[1]),
-            ("(c) tuike fast, PostgreSQL", pg_url, "fast", scripts[1]),
-        ):
-            if label[1] not in args.only:
-                continue
-            print(f"running {label} …", flush=True)
-            results.append(bench_tuike(label, url, mode, script, args.duration))
-        if "d" in args.only:
-            print("running (d) bare ASGI …", flush=True)
-            results.append(bench_bare(scripts[0], args.duration))
+        for server in servers:
+            for label, url, mode, script in (
+                ("(a) tuike durable, SQLite", sqlite_url, "durable", scripts[0]),
+                ("(b) tuike durable, PostgreSQL", pg_url, "durable", scripts[1]),
+                ("(c) tuike fast, PostgreSQL", pg_url, "fast", scripts[1]),
+            ):
+                if label[1] not in args.only:
+                    continue
+                print(f"running {label} on {server} …", flush=True)
+                results.append(bench_tuike(label, url, mode, script, args.duration, server))
+            if "d" in args.only:
+                print(f"running (d) bare ASGI on {server} …", flush=True)
+                results.append(bench_bare(scripts[0], args.duration, server))
         if "e" in args.only:
             print("running (e) nginx …", flush=True)
             results.append(bench_nginx(scripts[0], args.duration))

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000",
         description="Base URL under which the tracker is reached, used to print links.",
     )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="Comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; '*' trusts every peer.",
+    )
     country_header: str = Field(
         "",
         description="Request header a CDN sets with the visitor's country (CF-IPCountry); "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from factories.server import BIN, free_port, start_server
+from factories.server import BIN, free_port, start_server, stop_server
 from tuike.storage.db import Database
 
 
@@ -50,8 +50,4 @@ def server(db: Database, tmp_path: Path) -> Iterator[Server]:
     try:
         yield Server(base_url=base, env=env)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)

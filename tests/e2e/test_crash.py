@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -11,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from factories.server import free_port, start_server
+from factories.server import free_port, kill_server, start_server, stop_server
 from factories.world import make_world
 from tuike.storage import tables
 
@@ -54,8 +53,8 @@ def test_sigkill_mid_load_loses_no_acknowledged_click(db, tmp_path):
     deadline = time.monotonic() + 20
     while len(acknowledged) < 1500 and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # no shutdown, no drain
-    proc.wait()
+    # The server, its worker and its writer process at once: no shutdown, no drain.
+    kill_server(proc)
     time.sleep(0.5)
     stop.set()
     for t in threads:
@@ -65,8 +64,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_click(db, tmp_path):
         with db.read() as conn:
             stored = set(conn.execute(select(tables.clicks.c.id)).scalars())
     finally:
-        restarted.terminate()
-        restarted.wait(10)
+        stop_server(restarted)
     lost = [c for c in acknowledged if c not in stored]
     print(
         f"\ncrash test ({db.url.split(':')[0]}): sent {sent}, acknowledged {len(acknowledged)}, "

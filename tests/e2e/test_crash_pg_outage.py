@@ -10,7 +10,6 @@ import contextlib
 import glob
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -23,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from factories.server import free_port, start_server
+from factories.server import free_port, start_server, stop_server
 from factories.world import make_world
 from tuike.storage import tables
 from tuike.storage.db import Database
@@ -129,8 +128,7 @@ def test_postgres_outage_refuses_clicks_instead_of_losing_them(cluster, tmp_path
         stop.set()
         for t in threads:
             t.join()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        stop_server(proc)
     with db.read() as conn:
         stored = set(conn.execute(select(tables.clicks.c.id)).scalars())
     db.dispose()

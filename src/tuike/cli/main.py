@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -154,16 +155,24 @@ def settings_keys_file(settings: Settings) -> Path:
     return folder / "demo-keys.txt"
 
 
+class Server(StrEnum):
+    """The ASGI servers `tuike serve` can run."""
+
+    granian = "granian"
+    uvicorn = "uvicorn"
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code change (development).")] = False,
+    server: Annotated[
+        Server, typer.Option(help="ASGI server (granian: the faster one in bench/tracker.py).")
+    ] = Server.granian,
 ) -> None:
     """Serve the tracker, the REST API and the portals."""
-    import uvicorn
-
     from tuike.storage.migrate import pending
 
     settings = _settings()
@@ -194,17 +203,41 @@ def serve(
         )
         for line in keys_file.read_text().splitlines():
             console.print("  " + line.replace("\t", "  "), highlight=False, soft_wrap=True)
-    uvicorn.run(
-        "tuike.web.app:create_app",
+    target = "tuike.web.app:create_server_app"  # behind TUIKE_FORWARDED_ALLOW_IPS
+    if server is Server.uvicorn:
+        import uvicorn
+
+        uvicorn.run(
+            target,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            proxy_headers=False,  # the app applies them itself, the same on both servers
+            loop="uvloop",
+            http="httptools",
+            log_level="info",
+            access_log=False,
+        )
+        return
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+
+    Granian(
+        target,
         factory=True,
-        host=host,
+        address=host,
         port=port,
+        interface=Interfaces.ASGI,
         workers=workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        websockets=False,
+        log_access=False,
+        respawn_failed_workers=True,  # a crashed worker is replaced, its port stays open
         reload=reload,
-        proxy_headers=True,
-        log_level="info",
-        access_log=False,
-    )
+    ).serve()
 
 
 @app.command("approve-due")

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tuike import __version__
 from tuike.config import Settings, get_settings
@@ -74,3 +75,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(api_router)
     app.include_router(portals_router)
     return app
+
+
+def create_server_app() -> ASGIApp:
+    """The application as `tuike serve` runs it: behind the trusted reverse proxies.
+
+    The visitor's address (``scope["client"]``) and scheme come from X-Forwarded-For and
+    X-Forwarded-Proto when, and only when, the peer is one of TUIKE_FORWARDED_ALLOW_IPS,
+    whichever ASGI server runs the app.
+    """
+    settings = get_settings()
+    return ProxyHeadersMiddleware(create_app(settings), trusted_hosts=settings.forwarded_allow_ips)

@@ -1,7 +1,7 @@
 """Tracker benchmark: clicks per second of tuike against a bare ASGI 302 and nginx.
 
     .venv/bin/python bench/tracker.py [--duration 20] [--links 10000] [--write-docs]
-        [--servers granian,uvicorn] [--only abcde]
+        [--servers uvicorn,granian] [--only abcde] [--rounds 3]
 
 Runs `wrk -t1 -c64 -d<duration>s --latency` with a Lua script rotating over the link
 codes against (a) tuike durable on SQLite, (b) tuike durable on PostgreSQL, (c) tuike
@@ -9,7 +9,7 @@ fast on PostgreSQL, (d) a bare ASGI app answering a fixed 302 on the same server
 worker count, (e) nginx `return 302`. After each tuike run it waits for the writer to
 drain and compares the clicks stored with the 302s wrk received. Installs wrk and nginx
 from Debian packages when they are missing (needs root). Loopback only. With
-``--servers granian,uvicorn`` (a)-(d) run on both servers, each tuike run compared with the
+``--servers uvicorn,granian`` (a)-(d) run on both servers, each tuike run compared with the
 bare app on its own server: the figures that chose the server `tuike serve` runs.
 """
 
@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -257,13 +258,32 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port};
     return result | {"label": "(e) nginx return 302", "server": "nginx"}
 
 
-def table(results: list[dict], duration: int, links: int) -> str:
+def median_of_rounds(runs: list[dict]) -> list[dict]:
+    """One row per target and server: median rate and latencies, summed click counts."""
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        rows.setdefault((r["label"], r["server"]), []).append(r)
+    out = []
+    for (label, server), rs in rows.items():
+        row = {"label": label, "server": server}
+        for key in ("rps", "p50", "p99"):
+            row[key] = statistics.median(r[key] for r in rs)
+        for key in ("stored", "answered", "refused"):
+            if key in rs[0]:
+                row[key] = sum(r[key] for r in rs)
+        out.append(row)
+    return out
+
+
+def table(results: list[dict], duration: int, links: int, rounds: int = 1) -> str:
     bare = {r["server"]: r["rps"] for r in results if r["label"].startswith("(d)")}
     nginx = next((r["rps"] for r in results if r["label"].startswith("(e)")), float("nan"))
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
         f"Python {platform.python_version()}), {links:,} links, "
-        f"`wrk -t1 -c64 -d{duration}s --latency` on the same cores:",
+        f"`wrk -t1 -c64 -d{duration}s --latency` on the same cores"
+        + (f", median of {rounds} interleaved rounds (clicks summed)" if rounds > 1 else "")
+        + ":",
         "",
         "| target | server (1 worker) | requests/s | p50 | p99 | stored / answered "
         "| vs bare ASGI | vs nginx |",
@@ -293,10 +313,13 @@ def main() -> None:
         "--only", default="abcde", help="which targets to run, e.g. 'ad' (default: all five)"
     )
     parser.add_argument(
+        "--rounds", type=int, default=1, help="run every target this many times, interleaved"
+    )
+    parser.add_argument(
         "--servers",
-        default="granian",
-        help="ASGI servers to run (a)-(d) on, comma-separated: granian (the default of "
-        "`tuike serve`), uvicorn (`tuike serve --server uvicorn`)",
+        default="uvicorn",
+        help="ASGI servers to run (a)-(d) on, comma-separated: uvicorn (the default of "
+        "`tuike serve`), granian (`tuike serve --server granian`, the granian extra)",
     )
     args = parser.parse_args()
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -324,27 +347,30 @@ def main() -> None:
                 '  return wrk.format("GET", "/c/" .. codes[(i % #codes) + 1])\nend\n' + DONE_LUA
             )
             scripts.append(path)
-        results = []
-        for server in servers:
-            for label, url, mode, script in (
-                ("(a) tuike durable, SQLite", sqlite_url, "durable", scripts[0]),
-                ("(b) tuike durable, PostgreSQL", pg_url, "durable", scripts[1]),
-                ("(c) tuike fast, PostgreSQL", pg_url, "fast", scripts[1]),
-            ):
-                if label[1] not in args.only:
-                    continue
-                print(f"running {label} on {server} …", flush=True)
-                results.append(bench_tuike(label, url, mode, script, args.duration, server))
-            if "d" in args.only:
-                print(f"running (d) bare ASGI on {server} …", flush=True)
-                results.append(bench_bare(scripts[0], args.duration, server))
-        if "e" in args.only:
-            print("running (e) nginx …", flush=True)
-            results.append(bench_nginx(scripts[0], args.duration))
+        runs: list[dict] = []
+        # Rounds interleave the targets, so that a slow spell of the machine hits all.
+        for round_ in range(1, args.rounds + 1):
+            for server in servers:
+                for label, url, mode, script in (
+                    ("(a) tuike durable, SQLite", sqlite_url, "durable", scripts[0]),
+                    ("(b) tuike durable, PostgreSQL", pg_url, "durable", scripts[1]),
+                    ("(c) tuike fast, PostgreSQL", pg_url, "fast", scripts[1]),
+                ):
+                    if label[1] not in args.only:
+                        continue
+                    print(f"round {round_}: {label} on {server} …", flush=True)
+                    runs.append(bench_tuike(label, url, mode, script, args.duration, server))
+                if "d" in args.only:
+                    print(f"round {round_}: (d) bare ASGI on {server} …", flush=True)
+                    runs.append(bench_bare(scripts[0], args.duration, server))
+            if "e" in args.only:
+                print(f"round {round_}: (e) nginx …", flush=True)
+                runs.append(bench_nginx(scripts[0], args.duration))
+        results = median_of_rounds(runs)
     finally:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    out = table(results, args.duration, args.links)
+    out = table(results, args.duration, args.links, args.rounds)
     print(out)
     if args.write_docs:
         doc = ROOT / "docs" / "performance.md"

@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 def start_server(
-    url: str, port: int, log: Path, *, server: str = "granian", **env: str
+    url: str, port: int, log: Path, *, server: str = "uvicorn", **env: str
 ) -> subprocess.Popen:
     """Start `tuike serve` on a database and port; return once /healthz answers.
 

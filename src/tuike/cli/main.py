@@ -156,10 +156,10 @@ def settings_keys_file(settings: Settings) -> Path:
 
 
 class Server(StrEnum):
-    """The ASGI servers `tuike serve` can run."""
+    """The ASGI servers `tuike serve` can run (uvicorn: faster with tuike in bench/tracker)."""
 
-    granian = "granian"
     uvicorn = "uvicorn"
+    granian = "granian"
 
 
 @app.command()
@@ -169,8 +169,9 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code change (development).")] = False,
     server: Annotated[
-        Server, typer.Option(help="ASGI server (granian: the faster one in bench/tracker.py).")
-    ] = Server.granian,
+        Server,
+        typer.Option(help="ASGI server; granian needs the extra: pip install 'tuike[granian]'."),
+    ] = Server.uvicorn,
 ) -> None:
     """Serve the tracker, the REST API and the portals."""
     from tuike.storage.migrate import pending
@@ -221,8 +222,11 @@ def serve(
             access_log=False,
         )
         return
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
+    try:
+        from granian import Granian
+        from granian.constants import HTTPModes, Interfaces, Loops
+    except ImportError:
+        raise _fail("granian is not installed: pip install 'tuike[granian]'") from None
 
     Granian(
         target,

@@ -6,7 +6,7 @@ Clicks are spread over 10,000 links and a few sub ids and countries, as on a bus
 that a group also adds to many rollup rows. Two measurements per database:
 
 - one group's transaction (clicks and rollups), by group size: the storage path
-  (COPY + one ``unnest`` upsert on PostgreSQL) against the ``executemany`` path in the
+  (COPY + one JSON-array upsert on PostgreSQL) against the ``executemany`` path in the
   same run (the baseline);
 - the whole writer fed flat out (``ClickWriter.submit`` from one thread, default group
   settings), writing in its own process (the default) and in a thread of the server.
@@ -111,7 +111,7 @@ def bench(label: str, url: str, n: int) -> list[str]:
         best = group_rate(db, make_records(w, small, seed), size, "best")
         base = group_rate(db, make_records(w, small, seed + 1), size, "executemany")
         seed += 2
-        path = "COPY + unnest upsert" if db.url.startswith("postgresql") else "executemany"
+        path = "COPY + JSON upsert" if db.url.startswith("postgresql") else "executemany"
         rows.append(
             f"| {label} | one transaction per {size:,} clicks, {path} | {best:,.0f} rows/s "
             f"| {best / base:.2f}x the executemany path ({base:,.0f} rows/s) |"

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from factories.http import count
 from factories.world import make_world
@@ -19,7 +20,7 @@ from tuike.config import Settings
 from tuike.domain.ids import new_ulid
 from tuike.domain.tracking import ClickParams
 from tuike.services.click_writer import Backpressure, ClickWriter, write_in_thread
-from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click
+from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click, record_clicks
 from tuike.storage import tables
 from tuike.web.app import create_app
 
@@ -226,3 +227,42 @@ def test_memory_stays_bounded_under_three_times_overload(db):
     # What was refused was not kept: memory grew by no more than the group in hand.
     assert overloaded - at_capacity < at_capacity * 0.1
     assert count(db, tables.clicks) == 3 * limit - refused
+
+
+def test_rollups_equal_the_raw_clicks_for_any_sub_id_text(db):
+    """Groups written one after another add up per key, whatever the sub ids contain."""
+    w = make_world(db)
+    tricky = ["", "a,b", 'quote"d', "back\\slash", "微信群", "{json: [1]}", "tab\tx", "NULL"]
+    base = records(w, 1)[0]
+    batch = [
+        dataclasses.replace(
+            base,
+            id=new_ulid(),
+            subs=(tricky[i % len(tricky)], tricky[(i // 3) % len(tricky)], "", "", ""),
+            is_unique=i % 2 == 0,
+            is_bot=i % 7 == 0,
+        )
+        for i in range(400)
+    ]
+    for start in range(0, len(batch), 37):  # groups that split keys across transactions
+        with db.write() as conn:
+            record_clicks(conn, batch[start : start + 37])
+    with db.read() as conn:
+        rollups = conn.execute(
+            select(
+                tables.click_rollups.c.sub1,
+                tables.click_rollups.c.sub2,
+                tables.click_rollups.c.clicks,
+                tables.click_rollups.c.unique_clicks,
+                tables.click_rollups.c.bot_clicks,
+            )
+        ).all()
+    got = {(r.sub1, r.sub2): (r.clicks, r.unique_clicks, r.bot_clicks) for r in rollups}
+    want: dict[tuple[str, str], list[int]] = {}
+    for c in batch:
+        counts = want.setdefault(c.subs[:2], [0, 0, 0])
+        counts[0] += not c.is_bot
+        counts[1] += c.is_unique and not c.is_bot
+        counts[2] += c.is_bot
+    assert got == {k: tuple(v) for k, v in want.items()}
+    assert len(rollups) == len(want)

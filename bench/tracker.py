@@ -258,6 +258,11 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port};
     return result | {"label": "(e) nginx return 302", "server": "nginx"}
 
 
+def ratio(value: float, base: float | None) -> str:
+    """``value`` as a percentage of ``base``; empty when there is no base in this run."""
+    return "" if base is None or base != base else f"{value / base:.0%}"
+
+
 def median_of_rounds(runs: list[dict]) -> list[dict]:
     """One row per target and server: median rate and latencies, summed click counts."""
     rows: dict[tuple[str, str], list[dict]] = {}
@@ -299,7 +304,7 @@ def table(results: list[dict], duration: int, links: int, rounds: int = 1) -> st
         lines.append(
             f"| {r['label']} | {r['server']} | {r['rps']:,.0f} | {r['p50']:.1f} ms "
             f"| {r['p99']:.1f} ms | {stored} "
-            f"| {r['rps'] / bare.get(r['server'], float('nan')):.0%} | {r['rps'] / nginx:.0%} |"
+            f"| {ratio(r['rps'], bare.get(r['server']))} | {ratio(r['rps'], nginx)} |"
         )
     return "\n".join(lines)
 

@@ -17,11 +17,12 @@ from sqlalchemy import func, select
 
 from factories.http import bearer, click, count
 from factories.world import World, make_world
+from tuike.services import ledger
 from tuike.services.clock import utcnow
 from tuike.services.conversions import parse_request, record_conversion
 from tuike.storage import tables
 
-N = 16
+N = 32
 
 
 def rolled_up(db: Any) -> tuple[int, int]:
@@ -73,6 +74,7 @@ def test_concurrent_duplicates_through_the_service(db, world):
     assert count(db, tables.conversions) == 1
     assert count(db, tables.conversion_events) == 1
     assert rolled_up(db) == (1, 0)
+    assert_books_hold(db)
 
 
 def test_concurrent_duplicates_over_http(db, client, world):
@@ -92,6 +94,10 @@ def test_concurrent_duplicates_over_http(db, client, world):
     assert count(db, tables.conversions) == 1
     assert count(db, tables.conversion_events) == 1
     assert rolled_up(db) == (1, 1990)
+    # One posting (the reservation) for the one conversion, however many duplicates raced.
+    assert count(db, tables.ledger_transactions) == 1
+    print(f"\n{N} racing duplicates: 1 conversion, 1 ledger transaction")
+    assert_books_hold(db)
 
 
 def test_concurrent_partial_refunds_apply_once(db, client, world):
@@ -111,6 +117,8 @@ def test_concurrent_partial_refunds_apply_once(db, client, world):
     assert (changed[0]["commission"], changed[0]["refunded_amount"]) == ("10.00", "99.00")
     assert count(db, tables.conversion_events) == 2
     assert rolled_up(db) == (1, 1000)
+    assert count(db, tables.ledger_transactions) == 2  # the reservation, one partial refund
+    assert_books_hold(db)
 
 
 def test_concurrent_requests_with_one_idempotency_key(db, client, world):
@@ -140,3 +148,9 @@ def test_concurrent_requests_with_one_idempotency_key(db, client, world):
     replay = client.post("/api/v1/conversions", json=body, headers=headers)
     assert replay.headers.get("idempotent-replayed") == "true"
     assert replay.json() == ran[0]
+
+
+def assert_books_hold(db) -> None:
+    with db.read() as conn:
+        report = ledger.check(conn)
+    assert report.ok, report

@@ -334,6 +334,8 @@ def test_reports_are_served_from_the_rollups(db, client, traffic):
     with db.write() as conn:
         conn.execute(delete(tables.clicks))
         conn.execute(delete(tables.conversion_events))
+        conn.execute(delete(tables.ledger_entries))
+        conn.execute(delete(tables.ledger_transactions))
         conn.execute(delete(tables.conversions))
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(tables.clicks)).scalar() == 0

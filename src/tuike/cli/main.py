@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -256,6 +258,44 @@ def approve_due() -> None:
     except SQLAlchemyError as exc:
         raise _fail(_db_reason(exc)) from None
     console.print(f"approved {n} conversions")
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Verify the ledger's invariants and reconcile conversions; exit 1 on any drift."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tuike.services import ledger
+
+    db = _db(_settings())
+    try:
+        with db.read() as conn:
+            report = ledger.check(conn)
+    except SQLAlchemyError as exc:
+        raise _fail(_db_reason(exc)) from None
+    finally:
+        db.dispose()
+    console.print(
+        f"{report.transactions:,} transactions, {report.entries:,} entries, "
+        f"{report.conversions:,} conversions",
+        highlight=False,
+    )
+    sums = ", ".join(f"{c} {v:+d}" for c, v in sorted(report.currency_sums.items())) or "none"
+    console.print(f"entries per currency (minor units, must be 0): {sums}", highlight=False)
+    checks = [
+        ("every currency sums to zero", report.unbalanced_currencies),
+        ("every transaction balances in one currency", report.unbalanced_transactions),
+        ("every account balance equals its entries", report.drifted_accounts),
+        ("no conversion has two commission postings", report.double_commissions),
+        ("every conversion reconciles with its entries", report.unreconciled_conversions),
+    ]
+    for label, problems in checks:
+        mark = "[green]ok[/green]  " if not problems else "[red]FAIL[/red]"
+        console.print(f"{mark} {label}", highlight=False)
+        for problem in problems:
+            console.print(f"       {problem}", highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def _db_reason(exc: Exception) -> str:

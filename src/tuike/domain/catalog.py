@@ -51,6 +51,8 @@ class Program:
     category: str
     timezone: str
     created_at: datetime
+    fee_rate_ppm: int = 0  # the platform's service fee, parts per million of commission
+    fee_mode: str = "on_top"  # on_top: the merchant pays it; deducted: the affiliate does
 
     @property
     def cookie_window(self) -> timedelta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +28,7 @@ from tuike.domain.catalog import (
 from tuike.domain.commission import plan_from_dict, plan_to_dict
 from tuike.domain.errors import Conflict, Forbidden, InvalidField, NotFound
 from tuike.domain.landing import check_deep_link, check_landing_url, normalize_host
+from tuike.domain.ledger import FEE_MODES
 from tuike.domain.money import check_currency
 from tuike.services.clock import utcnow
 from tuike.storage import catalog as repo
@@ -122,7 +124,29 @@ def _program_values(fields: Mapping[str, Any], currency: str) -> dict[str, Any]:
         values["category"] = _printable((fields["category"] or "").strip()[:64], "category")
     if "timezone" in fields:
         values["timezone"] = check_timezone(fields["timezone"])
+    if "fee_rate" in fields:
+        values["fee_rate_ppm"] = parse_fee_rate(fields["fee_rate"])
+    if "fee_mode" in fields:
+        if fields["fee_mode"] not in FEE_MODES:
+            raise InvalidField("fee_mode", f"must be one of {', '.join(FEE_MODES)}")
+        values["fee_mode"] = fields["fee_mode"]
     return values
+
+
+def parse_fee_rate(raw: Any) -> int:
+    """Parse a service fee rate ("0.10" for 10 %) into parts per million."""
+    if isinstance(raw, (bool, float)) or not isinstance(raw, (str, int)):
+        raise InvalidField("fee_rate", 'must be a decimal string such as "0.10"')
+    try:
+        rate = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise InvalidField("fee_rate", f"{raw!r} is not a number") from None
+    if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
+        raise InvalidField("fee_rate", "must be between 0 and 1")
+    ppm = rate * 1_000_000
+    if ppm != ppm.to_integral_value():
+        raise InvalidField("fee_rate", "has at most 6 decimal places")
+    return int(ppm)
 
 
 def create_program(conn: Connection, *, merchant_id: int, currency: str, **fields: Any) -> Program:

@@ -32,6 +32,7 @@ from tuike.domain.lifecycle import (
 )
 from tuike.domain.money import check_currency, from_minor, parse_amount, to_minor
 from tuike.domain.privacy import hash_customer_id
+from tuike.services import ledger
 from tuike.services.clock import utcnow
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
@@ -57,6 +58,7 @@ _MEMBERS = select(
     t.memberships.c.affiliate_id.in_(bindparam("ids", expanding=True)),
 )
 _LOG = insert(t.conversion_events)
+_MERCHANT = select(t.programs.c.merchant_id).where(t.programs.c.id == bindparam("id"))
 _MOVE = (
     update(t.conversions)
     .where(
@@ -366,6 +368,17 @@ def record_conversion(
         conn, row.id, None, status, 0, row.commission_minor, row.commission_minor, source, now
     )
     _add_rollup(conn, row, status, +1, row.amount_minor, row.commission_minor)
+    ledger.post_conversion_move(
+        conn,
+        row,
+        program.merchant_id,
+        old_status=None,
+        old_commission_minor=0,
+        new_status=status,
+        new_commission_minor=row.commission_minor,
+        refunded_minor=0,
+        now=now,
+    )
     return ConversionResult(201, _body(row))
 
 
@@ -420,6 +433,9 @@ def _supersede(
         conn, existing, existing.status, -1, existing.amount_minor, existing.commission_minor
     )
     _add_rollup(conn, row, row.status, +1, row.amount_minor, row.commission_minor)
+    # The pixel's postings are reversed in full and the authoritative report's made anew
+    # (its affiliate, amount or fee terms may differ).
+    ledger.post_replacement(conn, existing, row, program.merchant_id, now=now)
     return ConversionResult(200, _body(row))
 
 
@@ -520,6 +536,8 @@ def _new_values(
         if req.customer_id
         else None,
         "occurred_at": occurred_at,
+        "fee_rate_ppm": program.fee_rate_ppm,
+        "fee_mode": program.fee_mode,
         "created_at": now,
         "updated_at": now,
     }
@@ -547,6 +565,10 @@ def _update_status(
     if new is None:
         return ConversionResult(200, _body(row, duplicate=True))
     return ConversionResult(200, _body(_apply(conn, row, new, source=source, now=now)))
+
+
+def _merchant_of(conn: Connection, program_id: int) -> int:
+    return int(conn.execute(_MERCHANT, {"id": program_id}).scalar_one())
 
 
 def _apply(conn: Connection, row: Any, new: ConversionState, *, source: str, now: datetime) -> Any:
@@ -581,6 +603,17 @@ def _apply(conn: Connection, row: Any, new: ConversionState, *, source: str, now
         conn, row, row.status, -1, row.amount_minor - row.refunded_minor, row.commission_minor
     )
     _add_rollup(conn, row, new.status, +1, row.amount_minor - refunded, commission)
+    ledger.post_conversion_move(
+        conn,
+        row,
+        _merchant_of(conn, row.program_id),
+        old_status=row.status,
+        old_commission_minor=row.commission_minor,
+        new_status=new.status,
+        new_commission_minor=commission,
+        refunded_minor=refunded,
+        now=now,
+    )
     fields = dict(row._mapping) if hasattr(row, "_mapping") else vars(row)
     return SimpleNamespace(
         **fields

@@ -205,8 +205,11 @@ def _build_catalog(db: Database, rng: random.Random, n_affiliates: int, report: 
                 lock_days=s.lock_days,
                 commission_plan=s.plan,
                 category=s.category,
+                # The platform's 10 % service fee (as Alimama charges), both ways shown.
+                fee_rate="0.10",
+                fee_mode="on_top" if i % 2 == 0 else "deducted",
             )
-            for s in PROGRAMS
+            for i, s in enumerate(PROGRAMS)
         ]
         creatives = [_creatives(conn, p, s) for p, s in zip(programs, PROGRAMS, strict=True)]
         affiliate_ids = []

@@ -47,6 +47,8 @@ def program_from_row(row: Row[Any]) -> Program:
         category=row.category,
         timezone=row.timezone,
         created_at=row.created_at,
+        fee_rate_ppm=row.fee_rate_ppm,
+        fee_mode=row.fee_mode,
     )
 
 

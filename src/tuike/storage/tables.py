@@ -64,6 +64,9 @@ programs = Table(
     Column("pixel_pending_review", Boolean, nullable=False, server_default="0"),
     Column("category", String(64), nullable=False, server_default=""),
     Column("timezone", String(64), nullable=False),
+    # The platform's service fee: parts per million of the commission, and who pays it.
+    Column("fee_rate_ppm", Integer, nullable=False, server_default="0"),
+    Column("fee_mode", String(16), nullable=False, server_default="on_top"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -196,6 +199,9 @@ conversions = Table(
     Column("coupon", String(64)),
     Column("customer_hash", String(64)),
     Column("occurred_at", UTCDateTime(), nullable=False),
+    # The program's fee terms when the conversion was recorded: its postings keep them.
+    Column("fee_rate_ppm", Integer, nullable=False, server_default="0"),
+    Column("fee_mode", String(16), nullable=False, server_default="on_top"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("program_id", "event", "order_id", name="uq_conversions_order"),
@@ -323,4 +329,46 @@ conversion_rollups = Table(
     UniqueConstraint(*CONVERSION_ROLLUP_KEYS, name="uq_conversion_rollups_key"),
     Index("ix_conversion_rollups_program_hour", "program_id", "hour"),
     Index("ix_conversion_rollups_affiliate_hour", "affiliate_id", "hour"),
+)
+
+
+# The double-entry ledger (domain/ledger.py). Entries are only ever inserted.
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("owner_type", String(16), nullable=False),
+    Column("owner_id", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # The sum of the account's entries (debit positive), kept in the posting transaction;
+    # `tuike ledger check` recomputes it from the entries.
+    Column("balance_minor", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint("owner_type", "owner_id", "kind", "currency", name="uq_ledger_accounts"),
+)
+
+ledger_transactions = Table(
+    "ledger_transactions",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("conversion_id", String(26), ForeignKey("conversions.id"), index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "transaction_id",
+        String(26),
+        ForeignKey("ledger_transactions.id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("account_id", BigInteger, ForeignKey("ledger_accounts.id"), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
 )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query
 
-from tuike.domain.access import AFFILIATE, MERCHANT, OPERATOR
+from tuike.domain.access import AFFILIATE, MERCHANT, OPERATOR, Principal
 from tuike.domain.errors import Forbidden, InvalidField, NotFound
 from tuike.services import catalog as svc
 from tuike.storage import catalog as repo
@@ -74,6 +76,7 @@ def create_program(body: ProgramIn, who: PrincipalDep, state: StateDep) -> Progr
     if not who.may_manage_merchant(merchant_id):
         raise NotFound("merchant")
     fields = body.model_dump(exclude={"merchant_id", "currency"}, exclude_none=True)
+    _only_the_operator_sets_fees(who, fields)
     with state.db.write() as conn:
         program = svc.create_program(
             conn, merchant_id=merchant_id, currency=body.currency, **fields
@@ -114,10 +117,18 @@ def update_program(
     """Change a program's settings, plan or status (its merchant or the operator)."""
     with state.db.write() as conn:
         program = managed_program(conn, who, program_id)
-        updated = svc.update_program(conn, program, **body.model_dump(exclude_unset=True))
+        fields = body.model_dump(exclude_unset=True)
+        _only_the_operator_sets_fees(who, fields)
+        updated = svc.update_program(conn, program, **fields)
         secret = repo.program_secret(conn, program.id)
     state.links.invalidate()
     return ProgramOut.of(updated, secret)
+
+
+def _only_the_operator_sets_fees(who: Principal, fields: dict[str, Any]) -> None:
+    """The service fee is the platform's revenue: a merchant cannot set its own."""
+    if who.role != OPERATOR and ({"fee_rate", "fee_mode"} & fields.keys()):
+        raise Forbidden("only the operator sets a program's service fee")
 
 
 @router.post("/affiliates", status_code=201, response_model=AffiliateOut, tags=["affiliates"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,6 +61,14 @@ class ProgramIn(Strict):
     pixel_pending_review: bool = False
     category: str = ""
     timezone: str | None = None
+    fee_rate: str | None = Field(
+        None, description='Service fee, a share of the commission ("0.10"); operator only.'
+    )
+    fee_mode: str | None = Field(
+        None,
+        description="on_top (the merchant pays the fee) or deducted (the affiliate does); "
+        "operator only.",
+    )
 
 
 class ProgramPatch(Strict):
@@ -76,6 +85,14 @@ class ProgramPatch(Strict):
     pixel_pending_review: bool | None = None
     category: str | None = None
     timezone: str | None = None
+    fee_rate: str | None = Field(
+        None, description='Service fee, a share of the commission ("0.10"); operator only.'
+    )
+    fee_mode: str | None = Field(
+        None,
+        description="on_top (the merchant pays the fee) or deducted (the affiliate does); "
+        "operator only.",
+    )
 
 
 class ProgramOut(BaseModel):
@@ -96,6 +113,8 @@ class ProgramOut(BaseModel):
     pixel_pending_review: bool
     category: str
     timezone: str
+    fee_rate: str = Field(description="The platform's service fee, a share of the commission.")
+    fee_mode: str
     postback_secret: str | None = Field(None, description="Shown to the program's merchant only.")
 
     @classmethod
@@ -118,6 +137,8 @@ class ProgramOut(BaseModel):
             pixel_pending_review=p.pixel_pending_review,
             category=p.category,
             timezone=p.timezone,
+            fee_rate=str((Decimal(p.fee_rate_ppm) / 1_000_000).normalize()),
+            fee_mode=p.fee_mode,
             postback_secret=secret,
         )
 

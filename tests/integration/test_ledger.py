@@ -1,0 +1,267 @@
+"""The ledger follows every conversion move with balanced, reconcilable postings."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from factories.http import bearer, count
+from factories.server import BIN
+from factories.world import World, make_world
+from tuike.domain import ledger as L
+from tuike.domain.errors import Conflict, DomainError
+from tuike.domain.tracking import ClickParams
+from tuike.services import ledger
+from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click, record_clicks
+from tuike.services.conversions import parse_request, record_conversion
+from tuike.storage import tables
+
+D = Decimal
+
+
+def a_click(db: Any, w: World) -> str:
+    """Store one click on the world's link; return its id."""
+    resolved = Resolved(link=w.link, program=w.program, membership_ok=True)
+    record = build_click(
+        resolved,
+        ClickParams(subs=("", "", "", "", ""), deep_link=None, aff_click_id=""),
+        Visit("10.0.0.1", "UA", "", "CN", None),
+        at=datetime.now(UTC),
+        ip_storage="truncated",
+        privacy_salt="s",
+        uniques=UniqueFilter(window=timedelta(hours=1), max_entries=1000),
+    )
+    with db.write() as conn:
+        record_clicks(conn, [record])
+    return record.id
+
+
+def send(db: Any, w: World, **data: Any) -> Any:
+    """Record a conversion report through the service, as the API does."""
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        req = parse_request(data, w.program, now=now, max_future=timedelta(hours=1))
+        return record_conversion(conn, w.program, req, source="api", privacy_salt="s", now=now)
+
+
+def books(db: Any, w: World) -> dict[str, D]:
+    """The balances that matter, as their owners read them (CNY)."""
+    with db.read() as conn:
+        m = ledger.balances(conn, L.MERCHANT, w.merchant_id).get("CNY", {})
+        a = ledger.balances(conn, L.AFFILIATE, w.affiliate_id).get("CNY", {})
+        p = ledger.balances(conn, L.PLATFORM, L.PLATFORM_ID).get("CNY", {})
+    zero = D("0.00")
+    return {
+        "merchant_funds": m.get("funds", zero),
+        "merchant_reserved": m.get("commissions_payable", zero),
+        "affiliate_pending": a.get("pending", zero),
+        "affiliate_available": a.get("available", zero),
+        "platform_fees": p.get("fee_revenue", zero),
+    }
+
+
+def assert_books_hold(db: Any) -> ledger.CheckReport:
+    with db.read() as conn:
+        report = ledger.check(conn)
+    assert report.ok, report
+    return report
+
+
+def with_fee(db: Any, rate: str, mode: str) -> World:
+    return make_world(db, fee_rate=rate, fee_mode=mode)
+
+
+def test_the_lifecycle_posts_reserve_approve_and_pro_rata_refunds_with_the_fee_on_top(db):
+    w = with_fee(db, "0.10", "on_top")
+    click_id = a_click(db, w)
+    send(db, w, order_id="L-1", amount="199.00", click_id=click_id)
+    # 10 % of 199.00 = 19.90 commission; fee 1.99 on top: the merchant reserves 21.89.
+    assert books(db, w) == {
+        "merchant_funds": D("-21.89"),
+        "merchant_reserved": D("21.89"),
+        "affiliate_pending": D("19.90"),
+        "affiliate_available": D("0.00"),
+        "platform_fees": D("0.00"),
+    }
+    assert_books_hold(db)
+
+    send(db, w, order_id="L-1", status="approved")
+    assert books(db, w) == {
+        "merchant_funds": D("-21.89"),
+        "merchant_reserved": D("0.00"),
+        "affiliate_pending": D("0.00"),
+        "affiliate_available": D("19.90"),
+        "platform_fees": D("1.99"),
+    }
+
+    # 99.00 of 199.00 refunded: commission 19.90 x 100/199 = 10.00, fee 1.00.
+    send(db, w, order_id="L-1", status="refunded", refund_amount="99.00")
+    assert books(db, w) == {
+        "merchant_funds": D("-11.00"),
+        "merchant_reserved": D("0.00"),
+        "affiliate_pending": D("0.00"),
+        "affiliate_available": D("10.00"),
+        "platform_fees": D("1.00"),
+    }
+    send(db, w, order_id="L-1", status="refunded")
+    assert set(books(db, w).values()) == {D("0.00")}
+    with db.read() as conn:
+        kinds = conn.execute(
+            select(tables.ledger_transactions.c.kind).order_by(tables.ledger_transactions.c.id)
+        ).scalars()
+        assert list(kinds) == ["reserve", "approve", "refund_partial", "refund"]
+    assert_books_hold(db)
+
+
+def test_a_deducted_fee_comes_out_of_the_affiliates_share(db):
+    w = with_fee(db, "0.10", "deducted")
+    send(db, w, order_id="D-1", amount="199.00", click_id=a_click(db, w), status="approved")
+    b = books(db, w)
+    assert (b["merchant_funds"], b["affiliate_available"], b["platform_fees"]) == (
+        D("-19.90"),
+        D("17.91"),
+        D("1.99"),
+    )
+    assert_books_hold(db)
+
+
+def test_a_rejected_conversion_releases_its_reservation(db):
+    w = make_world(db)
+    send(db, w, order_id="R-1", amount="50.00", click_id=a_click(db, w))
+    send(db, w, order_id="R-1", status="rejected")
+    assert set(books(db, w).values()) == {D("0.00")}
+    assert count(db, tables.ledger_transactions) == 2
+    assert_books_hold(db)
+
+
+def test_a_refund_after_payout_is_clawed_back_from_the_affiliates_balance(db):
+    w = make_world(db)
+    send(db, w, order_id="C-1", amount="100.00", click_id=a_click(db, w), status="approved")
+    cur = "CNY"
+    with db.write() as conn:  # the affiliate is paid the 10.00 earned
+        ledger.post(
+            conn,
+            L.Posting(
+                key="payout:test",
+                kind="payout",
+                currency=cur,
+                entries=(
+                    (L.Account(L.AFFILIATE, w.affiliate_id, L.AVAILABLE, cur), 1000),
+                    (L.Account(L.PLATFORM, L.PLATFORM_ID, L.PAYOUT_CLEARING, cur), -1000),
+                ),
+            ),
+        )
+    send(db, w, order_id="C-1", status="refunded")
+    b = books(db, w)
+    # Not dropped: the affiliate owes 10.00, netted against what it earns next.
+    assert b["affiliate_available"] == D("-10.00")
+    with db.read() as conn:
+        last = conn.execute(
+            select(tables.ledger_transactions.c.kind).order_by(
+                tables.ledger_transactions.c.id.desc()
+            )
+        ).scalar()
+    assert last == "clawback"
+    send(db, w, order_id="C-2", amount="300.00", click_id=a_click(db, w), status="approved")
+    assert books(db, w)["affiliate_available"] == D("20.00")
+    assert_books_hold(db)
+
+
+def test_repeats_post_nothing_and_illegal_moves_change_no_balance(db):
+    w = make_world(db)
+    send(db, w, order_id="I-1", amount="80.00", click_id=a_click(db, w), status="approved")
+    before = (books(db, w), count(db, tables.ledger_entries))
+    send(db, w, order_id="I-1", status="approved")  # a repeat
+    send(db, w, order_id="I-1", amount="80.00", status="approved")  # a duplicate sale
+    for illegal in ({"status": "rejected"}, {"status": "pending"}):
+        with pytest.raises(Conflict):
+            send(db, w, order_id="I-1", **illegal)
+    with pytest.raises(DomainError):
+        send(db, w, order_id="I-1", status="refunded", refund_amount="81.00")
+    assert (books(db, w), count(db, tables.ledger_entries)) == before
+    assert_books_hold(db)
+
+
+def test_the_check_finds_tampered_entries_and_the_cli_fails(db):
+    w = make_world(db)
+    send(db, w, order_id="T-1", amount="80.00", click_id=a_click(db, w))
+    env = {**os.environ, "TUIKE_DATABASE_URL": db.url}
+    ok = subprocess.run(
+        [str(BIN / "tuike"), "ledger", "check"], env=env, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "every currency sums to zero" in ok.stdout and "FAIL" not in ok.stdout
+    with db.write() as conn:
+        first = conn.execute(select(tables.ledger_entries.c.id)).scalars().first()
+        conn.execute(
+            update(tables.ledger_entries)
+            .where(tables.ledger_entries.c.id == first)
+            .values(amount_minor=tables.ledger_entries.c.amount_minor + 1)
+        )
+    with db.read() as conn:
+        report = ledger.check(conn)
+    assert report.unbalanced_currencies == ["CNY"]
+    assert len(report.unbalanced_transactions) == 1
+    assert len(report.drifted_accounts) == 1
+    assert len(report.unreconciled_conversions) == 1
+    bad = subprocess.run(
+        [str(BIN / "tuike"), "ledger", "check"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and "FAIL" in bad.stdout, bad.stdout
+
+
+def test_racing_approvals_and_refunds_leave_the_books_consistent(db):
+    w = with_fee(db, "0.10", "on_top")
+    orders = [f"RACE-{i}" for i in range(8)]
+    for order in orders:
+        send(db, w, order_id=order, amount="199.00", click_id=a_click(db, w))
+    moves = [{"status": "approved"}, {"status": "refunded", "refund_amount": "99.00"}]
+    moves += [{"status": "refunded"}, {"status": "rejected"}]
+    barrier = threading.Barrier(32, timeout=30)
+    outcomes: list[str] = []
+
+    def worker(i: int) -> None:
+        rng = random.Random(i)
+        barrier.wait()
+        for _ in range(4):
+            try:
+                send(db, w, order_id=rng.choice(orders), **rng.choice(moves))
+                outcomes.append("ok")
+            except (Conflict, DomainError):
+                outcomes.append("refused")
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(worker, range(32)))
+    report = assert_books_hold(db)
+    print(
+        f"\n32 threads x 4 moves on 8 conversions: {outcomes.count('ok')} applied or "
+        f"repeated, {outcomes.count('refused')} refused; {report.transactions} ledger "
+        f"transactions, books balanced and reconciled"
+    )
+
+
+def test_only_the_operator_sets_a_programs_service_fee(db, client):
+    w = make_world(db)
+    url = f"/api/v1/programs/{w.program.id}"
+    r = client.patch(url, json={"fee_rate": "0"}, headers=bearer(w.merchant_key))
+    assert r.status_code == 403
+    for bad in ({"fee_rate": "1.5"}, {"fee_rate": 0.1}, {"fee_mode": "sometimes"}):
+        r = client.patch(url, json=bad, headers=bearer(w.operator_key))
+        assert r.status_code in (400, 422), (bad, r.text)
+    assert client.get(url, headers=bearer(w.operator_key)).json()["fee_rate"] == "0"
+    r = client.patch(
+        url, json={"fee_rate": "0.10", "fee_mode": "deducted"}, headers=bearer(w.operator_key)
+    )
+    assert r.status_code == 200 and (r.json()["fee_rate"], r.json()["fee_mode"]) == (
+        "0.1",
+        "deducted",
+    )

@@ -37,8 +37,8 @@ class World:
     other_affiliate_key: str
 
 
-def make_world(db: Database, **program_fields: Any) -> World:
-    """Create the small world and its API keys."""
+def make_world(db: Database, *, tag: str = "", **program_fields: Any) -> World:
+    """Create the small world and its API keys (``tag`` keeps emails unique per world)."""
     with db.write() as conn:
         merchant = svc.create_merchant(conn, name="Shop", timezone="Asia/Shanghai")
         fields: dict[str, Any] = {
@@ -66,7 +66,7 @@ def make_world(db: Database, **program_fields: Any) -> World:
             aff = svc.create_affiliate(
                 conn,
                 name=f"Affiliate {n}",
-                email=f"aff{n}@example.com",
+                email=f"aff{n}{tag}@example.com",
                 timezone="Asia/Shanghai",
                 channels=[{"kind": "blog", "name": f"Blog {n}", "url": f"https://blog{n}.example"}],
             )

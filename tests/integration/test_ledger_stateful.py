@@ -1,0 +1,175 @@
+"""Random sequences of conversion reports against the real services and database.
+
+Sales (attributed to one of two affiliates), duplicates, approvals, rejections, partial
+and full refunds, refunds after payout, and payouts, in any order. After every step:
+the entries of each currency sum to zero, every conversion reconciles with its entries,
+no conversion has two commission postings, and each affiliate's available balance is
+what the model says: the affiliate's share of approved commissions (after fees and
+refunds) minus what was paid out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from factories.world import make_world
+from tuike.domain import ledger as L
+from tuike.domain.errors import DomainError
+from tuike.domain.money import from_minor
+from tuike.domain.tracking import ClickParams
+from tuike.services import catalog as svc
+from tuike.services import ledger
+from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click, record_clicks
+from tuike.services.conversions import parse_request, record_conversion
+from tuike.storage import tables
+
+CNY = "CNY"
+
+
+def run(db: Any) -> None:
+    class Books(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            mode = ("on_top", "deducted")[uuid.uuid4().int % 2]
+            self.w = make_world(db, tag=uuid.uuid4().hex[:8], fee_rate="0.10", fee_mode=mode)
+            with db.write() as conn:
+                second = svc.create_link(
+                    conn, program=self.w.program, affiliate_id=self.w.other_affiliate_id
+                )
+            self.links = {self.w.affiliate_id: self.w.link, self.w.other_affiliate_id: second}
+            self.orders: list[str] = []
+            self.paid = {aff: 0 for aff in self.links}
+
+        def _click(self, affiliate_id: int) -> str:
+            link = self.links[affiliate_id]
+            record = build_click(
+                Resolved(link=link, program=self.w.program, membership_ok=True),
+                ClickParams(subs=("", "", "", "", ""), deep_link=None, aff_click_id=""),
+                Visit("10.0.0.1", "UA", "", "CN", None),
+                at=datetime.now(UTC),
+                ip_storage="truncated",
+                privacy_salt="s",
+                uniques=UniqueFilter(window=timedelta(hours=1), max_entries=10),
+            )
+            with db.write() as conn:
+                record_clicks(conn, [record])
+            return record.id
+
+        def _send(self, **data: Any) -> None:
+            now = datetime.now(UTC)
+            try:
+                with db.write() as conn:
+                    req = parse_request(data, self.w.program, now=now, max_future=timedelta(1))
+                    record_conversion(
+                        conn, self.w.program, req, source="api", privacy_salt="s", now=now
+                    )
+            except DomainError:
+                pass  # an illegal move: refused, and the invariants show nothing changed
+
+        @rule(
+            cents=st.integers(min_value=0, max_value=10**7),
+            first=st.booleans(),
+            approved=st.booleans(),
+        )
+        def sale(self, cents: int, first: bool, approved: bool) -> None:
+            order = f"O-{len(self.orders)}"
+            self.orders.append(order)
+            aff = self.w.affiliate_id if first else self.w.other_affiliate_id
+            self._send(
+                order_id=order,
+                amount=str(from_minor(cents, CNY)),
+                click_id=self._click(aff),
+                status="approved" if approved else "pending",
+            )
+
+        @rule(data=st.data())
+        def duplicate(self, data: st.DataObject) -> None:
+            if self.orders:
+                order = data.draw(st.sampled_from(self.orders))
+                self._send(order_id=order, amount="1.00")
+
+        @rule(data=st.data(), status=st.sampled_from(["approved", "rejected", "pending"]))
+        def move(self, data: st.DataObject, status: str) -> None:
+            if self.orders:
+                self._send(order_id=data.draw(st.sampled_from(self.orders)), status=status)
+
+        @rule(data=st.data(), share=st.fractions(min_value=0, max_value=1))
+        def refund(self, data: st.DataObject, share: Any) -> None:
+            if not self.orders:
+                return
+            order = data.draw(st.sampled_from(self.orders))
+            with db.read() as conn:
+                row = conn.execute(
+                    tables.conversions.select().where(
+                        tables.conversions.c.program_id == self.w.program.id,
+                        tables.conversions.c.order_id == order,
+                    )
+                ).first()
+            if row is None:
+                return
+            cents = row.refunded_minor + int(
+                (row.amount_minor - row.refunded_minor) * share.numerator // share.denominator
+            )
+            self._send(order_id=order, status="refunded", refund_amount=str(from_minor(cents, CNY)))
+
+        @rule(first=st.booleans())
+        def payout(self, first: bool) -> None:
+            aff = self.w.affiliate_id if first else self.w.other_affiliate_id
+            account = L.Account(L.AFFILIATE, aff, L.AVAILABLE, CNY)
+            with db.write() as conn:
+                amount = ledger.balance(conn, account)
+                if amount <= 0:
+                    return
+                ledger.post(
+                    conn,
+                    L.Posting(
+                        key=f"payout:{uuid.uuid4()}",
+                        kind="payout",
+                        currency=CNY,
+                        entries=(
+                            (account, amount),
+                            (L.Account(L.PLATFORM, 0, L.PAYOUT_CLEARING, CNY), -amount),
+                        ),
+                    ),
+                )
+            self.paid[aff] += amount
+
+        @invariant()
+        def books_hold(self) -> None:
+            with db.read() as conn:
+                report = ledger.check(conn)
+                assert report.ok, report
+                rows = conn.execute(
+                    tables.conversions.select().where(
+                        tables.conversions.c.program_id == self.w.program.id
+                    )
+                ).all()
+                for aff in self.links:
+                    earned = sum(
+                        -ledger.conversion_position(row, self.w.merchant_id).get(
+                            L.Account(L.AFFILIATE, aff, L.AVAILABLE, CNY), 0
+                        )
+                        for row in rows
+                    )
+                    shown = ledger.balance(conn, L.Account(L.AFFILIATE, aff, L.AVAILABLE, CNY))
+                    assert shown == earned - self.paid[aff], (aff, shown, earned, self.paid)
+
+    run_state_machine_as_test(
+        Books,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )
+
+
+def test_random_sequences_keep_the_books(db):
+    run(db)  # the checks are the state machine's invariants, after every step

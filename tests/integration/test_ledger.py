@@ -265,3 +265,56 @@ def test_only_the_operator_sets_a_programs_service_fee(db, client):
         "0.1",
         "deducted",
     )
+
+
+def test_balances_and_lines_over_the_api_are_the_owners_only(db, client):
+    w = with_fee(db, "0.10", "on_top")
+    send(db, w, order_id="API-1", amount="199.00", click_id=a_click(db, w), status="approved")
+    ops = bearer(w.operator_key)
+    r = client.post(
+        f"/api/v1/merchants/{w.merchant_id}/top-ups",
+        json={"amount": "500.00", "reference": "BANK-1"},
+        headers=ops,
+    )
+    assert r.status_code == 201 and r.json() == {
+        "posted": True,
+        "reference": "BANK-1",
+        "funds": "478.11",  # 500.00 - 19.90 - 1.99
+    }
+    again = client.post(
+        f"/api/v1/merchants/{w.merchant_id}/top-ups",
+        json={"amount": "500.00", "reference": "BANK-1"},
+        headers=ops,
+    )
+    assert again.json()["posted"] is False and again.json()["funds"] == "478.11"
+    for bad in ({"amount": "-1.00", "reference": "X"}, {"amount": "0", "reference": "Y"}):
+        r = client.post(f"/api/v1/merchants/{w.merchant_id}/top-ups", json=bad, headers=ops)
+        assert r.status_code in (400, 422)
+    r = client.post(
+        f"/api/v1/merchants/{w.merchant_id}/top-ups",
+        json={"amount": "1.00", "reference": "Z"},
+        headers=bearer(w.merchant_key),
+    )
+    assert r.status_code == 403
+
+    mine = client.get("/api/v1/balances", headers=bearer(w.affiliate_key)).json()
+    assert mine["balances"]["CNY"]["available"] == "19.90"
+    lines = client.get("/api/v1/ledger/lines", headers=bearer(w.affiliate_key)).json()
+    assert [(x["kind"], x["account"], x["amount"]) for x in lines] == [
+        ("approve", "available", "19.90")
+    ]
+    # Another affiliate's or a merchant's books are not there for this caller.
+    for params in (
+        {"owner_type": "affiliate", "owner_id": w.other_affiliate_id},
+        {"owner_type": "merchant", "owner_id": w.merchant_id},
+    ):
+        r = client.get("/api/v1/balances", params=params, headers=bearer(w.affiliate_key))
+        assert r.status_code == 404
+    other = client.get("/api/v1/balances", headers=bearer(w.other_affiliate_key)).json()
+    assert other["balances"] == {}
+    merchant = client.get("/api/v1/balances", headers=bearer(w.merchant_key)).json()
+    assert merchant["balances"]["CNY"]["funds"] == "478.11"
+    platform = client.get("/api/v1/balances", params={"owner_type": "platform"}, headers=ops).json()
+    assert platform["balances"]["CNY"]["fee_revenue"] == "1.99"
+    assert client.get("/api/v1/balances").status_code == 401
+    assert_books_hold(db)

@@ -1,0 +1,126 @@
+"""Balances, ledger lines and merchant top-ups over the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from tuike.domain import ledger as L
+from tuike.domain.access import AFFILIATE, MERCHANT, OPERATOR, Principal
+from tuike.domain.errors import Forbidden, InvalidField, NotFound
+from tuike.domain.money import check_currency, format_minor, parse_amount, to_minor
+from tuike.services import ledger as svc
+from tuike.storage import catalog as repo
+from tuike.web.api.v1.deps import IdPath, PrincipalDep, StateDep
+from tuike.web.api.v1.idempotency import IdempotentRoute
+from tuike.web.api.v1.schemas import Strict
+
+router = APIRouter(route_class=IdempotentRoute, tags=["ledger"])
+MAX_LINES = 1000
+
+
+def _owner(who: Principal, owner_type: str | None, owner_id: int | None) -> tuple[str, int]:
+    """Whose books the caller asks for: its own, or anyone's for the operator."""
+    if who.role == OPERATOR:
+        if owner_type not in (MERCHANT, AFFILIATE, L.PLATFORM):
+            raise InvalidField("owner_type", "must be merchant, affiliate or platform")
+        if owner_type == L.PLATFORM:
+            return owner_type, L.PLATFORM_ID
+        if owner_id is None:
+            raise InvalidField("owner_id", "is required with an operator key")
+        return owner_type, owner_id
+    who.require(MERCHANT, AFFILIATE)
+    if (owner_type or who.role) != who.role or (owner_id or who.owner_id) != who.owner_id:
+        raise NotFound("account")  # another owner's books do not exist for this caller
+    assert who.owner_id is not None
+    return who.role, who.owner_id
+
+
+@router.get("/balances")
+def balances(
+    who: PrincipalDep,
+    state: StateDep,
+    owner_type: str | None = Query(None, description="merchant | affiliate | platform (operator)"),
+    owner_id: int | None = Query(None, ge=1, description="Whose balances (operator)"),
+) -> dict[str, Any]:
+    """Balances per currency and account, as their owner reads them (decimal strings)."""
+    kind, oid = _owner(who, owner_type, owner_id)
+    with state.db.read() as conn:
+        found = svc.balances(conn, kind, oid)
+    return {
+        "owner_type": kind,
+        "owner_id": oid,
+        "balances": {
+            cur: {k: str(v) for k, v in accounts.items()} for cur, accounts in found.items()
+        },
+    }
+
+
+@router.get("/ledger/lines")
+def ledger_lines(
+    who: PrincipalDep,
+    state: StateDep,
+    owner_type: str | None = Query(None),
+    owner_id: int | None = Query(None, ge=1),
+) -> list[dict[str, Any]]:
+    """The owner's ledger lines, oldest first (the newest 1,000)."""
+    kind, oid = _owner(who, owner_type, owner_id)
+    with state.db.read() as conn:
+        rows = list(svc.entries_of(conn, kind, oid))[-MAX_LINES:]
+    return [
+        {
+            "at": r.created_at.isoformat(),
+            "kind": r.kind,
+            "account": r.account,
+            "currency": r.currency,
+            # As the owner reads it: a credit to an affiliate's available balance is +.
+            "amount": format_minor(
+                L.shown(L.Account(kind, oid, r.account, r.currency), r.amount_minor), r.currency
+            ),
+            "conversion_id": r.conversion_id,
+        }
+        for r in rows
+    ]
+
+
+class TopUpIn(Strict):
+    amount: str = Field(description='Decimal string, e.g. "5000.00"')
+    currency: str = "CNY"
+    reference: str = Field(
+        min_length=1,
+        max_length=100,
+        description="The bank transfer's reference; a repeat is a no-op",
+    )
+
+
+@router.post("/merchants/{merchant_id}/top-ups", status_code=201)
+def top_up(
+    merchant_id: IdPath, body: TopUpIn, who: PrincipalDep, state: StateDep
+) -> dict[str, Any]:
+    """Record money a merchant paid in (operator): its funds are credited."""
+    if who.role != OPERATOR:
+        raise Forbidden("only the operator records top-ups")
+    currency = check_currency(body.currency)
+    amount = parse_amount(body.amount, currency)
+    if amount <= 0:
+        raise InvalidField("amount", "must be more than zero")
+    minor = to_minor(amount, currency)
+    with state.db.write() as conn:
+        if repo.get_merchant(conn, merchant_id) is None:
+            raise NotFound("merchant")
+        posted = svc.post(
+            conn,
+            L.Posting(
+                key=f"topup:{merchant_id}:{body.reference}",
+                kind="top_up",
+                currency=currency,
+                entries=(
+                    (L.Account(L.PLATFORM, L.PLATFORM_ID, L.CASH, currency), minor),
+                    (L.Account(MERCHANT, merchant_id, L.FUNDS, currency), -minor),
+                ),
+            ),
+        )
+        funds = svc.balances(conn, MERCHANT, merchant_id)[currency]["funds"]
+    return {"posted": posted, "reference": body.reference, "funds": str(funds)}

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         description="Most clicks waiting for the writer; past it the tracker answers 503 "
         "with Retry-After instead of growing memory.",
     )
+    payout_minimums: str = Field(
+        "CNY:100.00,USD:50.00,EUR:50.00",
+        description="The smallest payout per currency (CUR:amount, comma-separated); "
+        "smaller balances carry over to the next batch.",
+    )
     approve_interval_seconds: int = Field(
         60,
         ge=0,

@@ -7,7 +7,6 @@ import random
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,42 +14,15 @@ import pytest
 from sqlalchemy import select, update
 
 from factories.http import bearer, count
+from factories.money import a_click, assert_books_hold, send
 from factories.server import BIN
 from factories.world import World, make_world
 from tuike.domain import ledger as L
 from tuike.domain.errors import Conflict, DomainError
-from tuike.domain.tracking import ClickParams
 from tuike.services import ledger
-from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click, record_clicks
-from tuike.services.conversions import parse_request, record_conversion
 from tuike.storage import tables
 
 D = Decimal
-
-
-def a_click(db: Any, w: World) -> str:
-    """Store one click on the world's link; return its id."""
-    resolved = Resolved(link=w.link, program=w.program, membership_ok=True)
-    record = build_click(
-        resolved,
-        ClickParams(subs=("", "", "", "", ""), deep_link=None, aff_click_id=""),
-        Visit("10.0.0.1", "UA", "", "CN", None),
-        at=datetime.now(UTC),
-        ip_storage="truncated",
-        privacy_salt="s",
-        uniques=UniqueFilter(window=timedelta(hours=1), max_entries=1000),
-    )
-    with db.write() as conn:
-        record_clicks(conn, [record])
-    return record.id
-
-
-def send(db: Any, w: World, **data: Any) -> Any:
-    """Record a conversion report through the service, as the API does."""
-    now = datetime.now(UTC)
-    with db.write() as conn:
-        req = parse_request(data, w.program, now=now, max_future=timedelta(hours=1))
-        return record_conversion(conn, w.program, req, source="api", privacy_salt="s", now=now)
 
 
 def books(db: Any, w: World) -> dict[str, D]:
@@ -67,13 +39,6 @@ def books(db: Any, w: World) -> dict[str, D]:
         "affiliate_available": a.get("available", zero),
         "platform_fees": p.get("fee_revenue", zero),
     }
-
-
-def assert_books_hold(db: Any) -> ledger.CheckReport:
-    with db.read() as conn:
-        report = ledger.check(conn)
-    assert report.ok, report
-    return report
 
 
 def with_fee(db: Any, rate: str, mode: str) -> World:

@@ -29,6 +29,8 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+payouts_app = typer.Typer(help="Payout batches and the payout rails' files.", no_args_is_help=True)
+app.add_typer(payouts_app, name="payouts")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -296,6 +298,107 @@ def ledger_check() -> None:
             console.print(f"       {problem}", highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def payout_minimum(settings: Settings, currency: str) -> int:
+    """The minimum payout of a currency in minor units, from TUIKE_PAYOUT_MINIMUMS."""
+    from tuike.domain.money import parse_amount, to_minor
+
+    for part in settings.payout_minimums.split(","):
+        code, _, amount = part.strip().partition(":")
+        if code == currency:
+            return to_minor(parse_amount(amount, currency, "payout_minimums"), currency)
+    raise _fail(f"TUIKE_PAYOUT_MINIMUMS names no minimum for {currency}; pass --minimum")
+
+
+@payouts_app.command("create")
+def payouts_create(
+    currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "CNY",
+    minimum: Annotated[
+        str | None, typer.Option(help="Smallest payout, e.g. 100.00 (default: settings).")
+    ] = None,
+) -> None:
+    """Create a batch paying every affiliate whose available balance reaches the minimum."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tuike.domain.errors import DomainError
+    from tuike.domain.money import check_currency, format_minor, parse_amount, to_minor
+    from tuike.services import payouts
+
+    settings = _settings()
+    db = _db(settings)
+    try:
+        check_currency(currency)
+        floor = (
+            to_minor(parse_amount(minimum, currency, "minimum"), currency)
+            if minimum is not None
+            else payout_minimum(settings, currency)
+        )
+        with db.write() as conn:
+            batch = payouts.create_batch(conn, currency=currency, minimum_minor=floor)
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(_db_reason(exc)) from None
+    finally:
+        db.dispose()
+    console.print(
+        f"batch {batch.id}: {batch.items} payouts, {format_minor(batch.total_minor, currency)} "
+        f"{currency} (balances under {format_minor(floor, currency)} carry over)",
+        highlight=False,
+    )
+    print(batch.id)
+
+
+@payouts_app.command("export")
+def payouts_export(
+    batch: Annotated[str, typer.Argument(help="The batch id printed by `payouts create`.")],
+    format: Annotated[str, typer.Option(help="bank | alipay | paypal")] = "bank",
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write a batch as a file for a payout rail."""
+    from tuike.domain.errors import DomainError
+    from tuike.services import payouts
+
+    db = _db(_settings())
+    try:
+        with db.read() as conn:
+            text = payouts.export(conn, batch, format)
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        db.dispose()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}", highlight=False)
+
+
+@payouts_app.command("import")
+def payouts_import(
+    file: Annotated[Path, typer.Argument(help="Result CSV: item_id,status(paid|failed)[,note]")],
+) -> None:
+    """Mark payout items paid or failed from the rail's result file (all or nothing)."""
+    from tuike.domain.errors import DomainError
+    from tuike.services import payouts
+
+    db = _db(_settings())
+    try:
+        rows = payouts.parse_results(file.read_text(encoding="utf-8"))
+        with db.write() as conn:
+            report = payouts.import_results(conn, rows)
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        db.dispose()
+    console.print(
+        f"{report.paid} paid, {report.failed} failed (money back to available), "
+        f"{report.unchanged} already recorded",
+        highlight=False,
+    )
 
 
 def _db_reason(exc: Exception) -> str:

@@ -21,6 +21,7 @@ platform           ``fee_revenue``             credit   service fees earned
 platform           ``pending_control``         debit    mirror of every affiliate ``pending``
 platform           ``payout_clearing``         credit   payouts sent to the bank, not yet settled
 platform           ``cash``                    debit    money held: top-ups in, payouts out
+platform           ``paid_control``            credit   mirror of every affiliate ``paid_out``
 =================  ==========================  =======  ==========================================
 
 A conversion's postings follow from its state alone (``position``): what the ledger
@@ -48,16 +49,17 @@ from tuike.domain.money import round_money, to_minor
 MERCHANT, AFFILIATE, PLATFORM = "merchant", "affiliate", "platform"
 FUNDS, COMMISSIONS_PAYABLE = "funds", "commissions_payable"
 PENDING_EARNINGS, AVAILABLE, PAID_OUT = "pending", "available", "paid_out"
-FEE_REVENUE, PENDING_CONTROL, PAYOUT_CLEARING, CASH = (
+FEE_REVENUE, PENDING_CONTROL, PAYOUT_CLEARING, CASH, PAID_CONTROL = (
     "fee_revenue",
     "pending_control",
     "payout_clearing",
     "cash",
+    "paid_control",
 )
 ACCOUNT_KINDS: dict[str, tuple[str, ...]] = {
     MERCHANT: (FUNDS, COMMISSIONS_PAYABLE),
     AFFILIATE: (PENDING_EARNINGS, AVAILABLE, PAID_OUT),
-    PLATFORM: (FEE_REVENUE, PENDING_CONTROL, PAYOUT_CLEARING, CASH),
+    PLATFORM: (FEE_REVENUE, PENDING_CONTROL, PAYOUT_CLEARING, CASH, PAID_CONTROL),
 }
 # Accounts whose balance is shown as the negative of the entries' sum (credit-normal).
 CREDIT_NORMAL = frozenset(
@@ -68,6 +70,7 @@ CREDIT_NORMAL = frozenset(
         (AFFILIATE, AVAILABLE),
         (PLATFORM, FEE_REVENUE),
         (PLATFORM, PAYOUT_CLEARING),
+        (PLATFORM, PAID_CONTROL),
     }
 )
 FEE_MODES = ("on_top", "deducted")
@@ -210,3 +213,45 @@ def sum_by_currency(entries: Iterable[tuple[str, int]]) -> dict[str, int]:
     for currency, amount in entries:
         out[currency] = out.get(currency, 0) + amount
     return out
+
+
+def payout_sent(affiliate_id: int, currency: str, amount: int, key: str) -> Posting:
+    """A payout leaves the affiliate's available balance for the clearing account."""
+    return Posting(
+        key=key,
+        kind="payout",
+        currency=currency,
+        entries=(
+            (Account(AFFILIATE, affiliate_id, AVAILABLE, currency), amount),
+            (Account(PLATFORM, PLATFORM_ID, PAYOUT_CLEARING, currency), -amount),
+        ),
+    )
+
+
+def payout_paid(affiliate_id: int, currency: str, amount: int, key: str) -> Posting:
+    """The bank confirmed: the money leaves the platform's cash; the affiliate's paid-out
+    total grows (with its control mirror)."""
+    return Posting(
+        key=key,
+        kind="payout_paid",
+        currency=currency,
+        entries=(
+            (Account(PLATFORM, PLATFORM_ID, PAYOUT_CLEARING, currency), amount),
+            (Account(PLATFORM, PLATFORM_ID, CASH, currency), -amount),
+            (Account(AFFILIATE, affiliate_id, PAID_OUT, currency), amount),
+            (Account(PLATFORM, PLATFORM_ID, PAID_CONTROL, currency), -amount),
+        ),
+    )
+
+
+def payout_failed(affiliate_id: int, currency: str, amount: int, key: str) -> Posting:
+    """The bank refused: the money returns to the affiliate's available balance."""
+    return Posting(
+        key=key,
+        kind="payout_failed",
+        currency=currency,
+        entries=(
+            (Account(PLATFORM, PLATFORM_ID, PAYOUT_CLEARING, currency), amount),
+            (Account(AFFILIATE, affiliate_id, AVAILABLE, currency), -amount),
+        ),
+    )

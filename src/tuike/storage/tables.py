@@ -79,6 +79,10 @@ affiliates = Table(
     Column("email", String(254), nullable=False, unique=True),
     Column("status", String(16), nullable=False, server_default="active"),
     Column("timezone", String(64), nullable=False),
+    # Where payouts go: bank | alipay | paypal, and the account there (IBAN, Alipay id…).
+    Column("payout_method", String(16), nullable=False, server_default="bank"),
+    Column("payout_account", String(200), nullable=False, server_default=""),
+    Column("payout_name", String(200), nullable=False, server_default=""),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -371,4 +375,31 @@ ledger_entries = Table(
     ),
     Column("account_id", BigInteger, ForeignKey("ledger_accounts.id"), nullable=False, index=True),
     Column("amount_minor", BigInteger, nullable=False),
+)
+
+payout_batches = Table(
+    "payout_batches",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+payout_items = Table(
+    "payout_items",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("batch_id", String(26), ForeignKey("payout_batches.id"), nullable=False, index=True),
+    Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    # sent (money left the affiliate's balance) -> paid | failed (money returned)
+    Column("status", String(16), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("account", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("note", String(500), nullable=False, server_default=""),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -1,8 +1,8 @@
-"""ledger
+"""ledger and payouts
 
-Revision ID: a01d2e2be189
+Revision ID: 397ff350f141
 Revises: 363470e23f02
-Create Date: 2026-11-23 23:41:58.855316
+Create Date: 2026-11-23 23:55:58.047216
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 import tuike.storage.types
 
-revision: str = "a01d2e2be189"
+revision: str = "397ff350f141"
 down_revision: str | None = "363470e23f02"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -41,6 +41,46 @@ def upgrade() -> None:
             "owner_type", "owner_id", "kind", "currency", name="uq_ledger_accounts"
         ),
     )
+    op.create_table(
+        "payout_batches",
+        sa.Column("id", sa.String(length=26), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("items", sa.Integer(), nullable=False),
+        sa.Column("total_minor", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", tuike.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payout_batches")),
+    )
+    op.create_table(
+        "payout_items",
+        sa.Column("id", sa.String(length=26), nullable=False),
+        sa.Column("batch_id", sa.String(length=26), nullable=False),
+        sa.Column("affiliate_id", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("method", sa.String(length=16), nullable=False),
+        sa.Column("account", sa.String(length=200), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("note", sa.String(length=500), server_default="", nullable=False),
+        sa.Column("updated_at", tuike.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["affiliate_id"],
+            ["affiliates.id"],
+            name=op.f("fk_payout_items_affiliate_id_affiliates"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["batch_id"],
+            ["payout_batches.id"],
+            name=op.f("fk_payout_items_batch_id_payout_batches"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payout_items")),
+    )
+    with op.batch_alter_table("payout_items", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_payout_items_affiliate_id"), ["affiliate_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_payout_items_batch_id"), ["batch_id"], unique=False)
+
     op.create_table(
         "ledger_transactions",
         sa.Column("id", sa.String(length=26), nullable=False),
@@ -93,6 +133,17 @@ def upgrade() -> None:
             batch_op.f("ix_ledger_entries_transaction_id"), ["transaction_id"], unique=False
         )
 
+    with op.batch_alter_table("affiliates", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("payout_method", sa.String(length=16), server_default="bank", nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column("payout_account", sa.String(length=200), server_default="", nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column("payout_name", sa.String(length=200), server_default="", nullable=False)
+        )
+
     with op.batch_alter_table("conversions", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("fee_rate_ppm", sa.Integer(), server_default="0", nullable=False)
@@ -123,6 +174,11 @@ def downgrade() -> None:
         batch_op.drop_column("fee_mode")
         batch_op.drop_column("fee_rate_ppm")
 
+    with op.batch_alter_table("affiliates", schema=None) as batch_op:
+        batch_op.drop_column("payout_name")
+        batch_op.drop_column("payout_account")
+        batch_op.drop_column("payout_method")
+
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_entries_transaction_id"))
         batch_op.drop_index(batch_op.f("ix_ledger_entries_account_id"))
@@ -132,5 +188,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ledger_transactions_conversion_id"))
 
     op.drop_table("ledger_transactions")
+    with op.batch_alter_table("payout_items", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payout_items_batch_id"))
+        batch_op.drop_index(batch_op.f("ix_payout_items_affiliate_id"))
+
+    op.drop_table("payout_items")
+    op.drop_table("payout_batches")
     op.drop_table("ledger_accounts")
     # ### end Alembic commands ###

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         description="The smallest payout per currency (CUR:amount, comma-separated); "
         "smaller balances carry over to the next batch.",
     )
+    settlement_cutoff_day: int = Field(
+        1,
+        ge=1,
+        le=28,
+        description="Day of the month a monthly settlement period starts (midnight in the "
+        "default time zone).",
+    )
     approve_interval_seconds: int = Field(
         60,
         ge=0,

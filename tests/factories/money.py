@@ -12,14 +12,14 @@ from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click, re
 from tuike.services.conversions import parse_request, record_conversion
 
 
-def a_click(db: Any, w: World, link: Any = None) -> str:
-    """Store one click on the world's link (or ``link``); return its id."""
+def a_click(db: Any, w: World, link: Any = None, at: datetime | None = None) -> str:
+    """Store one click on the world's link (or ``link``), at ``at``; return its id."""
     resolved = Resolved(link=link or w.link, program=w.program, membership_ok=True)
     record = build_click(
         resolved,
         ClickParams(subs=("", "", "", "", ""), deep_link=None, aff_click_id=""),
         Visit("10.0.0.1", "UA", "", "CN", None),
-        at=datetime.now(UTC),
+        at=at or datetime.now(UTC),
         ip_storage="truncated",
         privacy_salt="s",
         uniques=UniqueFilter(window=timedelta(hours=1), max_entries=1000),
@@ -29,9 +29,9 @@ def a_click(db: Any, w: World, link: Any = None) -> str:
     return record.id
 
 
-def send(db: Any, w: World, **data: Any) -> Any:
-    """Record a conversion report through the service, as the API does."""
-    now = datetime.now(UTC)
+def send(db: Any, w: World, *, at: datetime | None = None, **data: Any) -> Any:
+    """Record a conversion report through the service, as the API does (at ``at``)."""
+    now = at or datetime.now(UTC)
     with db.write() as conn:
         req = parse_request(data, w.program, now=now, max_future=timedelta(hours=1))
         return record_conversion(conn, w.program, req, source="api", privacy_salt="s", now=now)

@@ -311,6 +311,39 @@ def payout_minimum(settings: Settings, currency: str) -> int:
     raise _fail(f"TUIKE_PAYOUT_MINIMUMS names no minimum for {currency}; pass --minimum")
 
 
+@app.command()
+def settle(
+    period: Annotated[str, typer.Option(help="A month (2026-11) or an ISO week (2026-W47).")],
+) -> None:
+    """Close a settlement period: statements per affiliate, invoices per merchant (once)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tuike.domain.errors import DomainError
+    from tuike.services import settlement
+
+    settings = _settings()
+    db = _db(settings)
+    try:
+        span = settlement.parse_period(
+            period, settings.default_timezone, settings.settlement_cutoff_day
+        )
+        with db.write() as conn:
+            result = settlement.close_period(conn, span)
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(_db_reason(exc)) from None
+    finally:
+        db.dispose()
+    what = "closed" if result.closed_now else "was already closed"
+    console.print(
+        f"period {span.label} ({span.starts_at:%Y-%m-%d %H:%M %Z} to "
+        f"{span.ends_at:%Y-%m-%d %H:%M %Z}) {what}: {result.statements} affiliate statements, "
+        f"{result.invoices} merchant invoices",
+        highlight=False,
+    )
+
+
 @payouts_app.command("create")
 def payouts_create(
     currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "CNY",

@@ -403,3 +403,37 @@ payout_items = Table(
     Column("note", String(500), nullable=False, server_default=""),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+settlement_periods = Table(
+    "settlement_periods",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("label", String(16), nullable=False, unique=True),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=False),
+)
+
+# One statement per affiliate and currency (owner_type affiliate) and one invoice per
+# merchant and currency (owner_type merchant) of a closed period; amounts in minor units
+# as their owner reads them (see docs/money.md).
+statements = Table(
+    "statements",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("period_id", BigInteger, ForeignKey("settlement_periods.id"), nullable=False),
+    Column("owner_type", String(16), nullable=False),
+    Column("owner_id", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("opening_minor", BigInteger, nullable=False),
+    Column("commissions_minor", BigInteger, nullable=False),
+    Column("fees_minor", BigInteger, nullable=False),
+    Column("reversals_minor", BigInteger, nullable=False),
+    Column("clawbacks_minor", BigInteger, nullable=False),
+    Column("overrides_minor", BigInteger, nullable=False),
+    Column("payouts_minor", BigInteger, nullable=False),
+    Column("other_minor", BigInteger, nullable=False),
+    Column("closing_minor", BigInteger, nullable=False),
+    UniqueConstraint("period_id", "owner_type", "owner_id", "currency", name="uq_statements"),
+    Index("ix_statements_owner", "owner_type", "owner_id"),
+)

@@ -12,6 +12,7 @@ from tuike.domain.access import AFFILIATE, MERCHANT, OPERATOR, Principal
 from tuike.domain.errors import Forbidden, InvalidField, NotFound
 from tuike.domain.money import check_currency, format_minor, parse_amount, to_minor
 from tuike.services import ledger as svc
+from tuike.services import settlement
 from tuike.storage import catalog as repo
 from tuike.web.api.v1.deps import IdPath, PrincipalDep, StateDep
 from tuike.web.api.v1.idempotency import IdempotentRoute
@@ -124,3 +125,27 @@ def top_up(
         )
         funds = svc.balances(conn, MERCHANT, merchant_id)[currency]["funds"]
     return {"posted": posted, "reference": body.reference, "funds": str(funds)}
+
+
+@router.get("/statements")
+def statements(
+    who: PrincipalDep,
+    state: StateDep,
+    owner_type: str | None = Query(None, description="merchant | affiliate (operator)"),
+    owner_id: int | None = Query(None, ge=1),
+) -> list[dict[str, Any]]:
+    """Closed-period statements (affiliates) or invoices (merchants), newest first."""
+    kind, oid = _owner(who, owner_type, owner_id)
+    with state.db.read() as conn:
+        rows = settlement.statements_of(conn, kind, oid)
+    names = ("opening", *settlement.LINES, "closing")
+    return [
+        {
+            "period": r.label,
+            "starts_at": r.starts_at.isoformat(),
+            "ends_at": r.ends_at.isoformat(),
+            "currency": r.currency,
+            **{n: format_minor(getattr(r, f"{n}_minor"), r.currency) for n in names},
+        }
+        for r in rows
+    ]

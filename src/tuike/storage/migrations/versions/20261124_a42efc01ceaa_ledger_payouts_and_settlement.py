@@ -1,8 +1,8 @@
-"""ledger and payouts
+"""ledger payouts and settlement
 
-Revision ID: 397ff350f141
+Revision ID: a42efc01ceaa
 Revises: 363470e23f02
-Create Date: 2026-11-23 23:55:58.047216
+Create Date: 2026-11-24 00:02:10.005709
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 import tuike.storage.types
 
-revision: str = "397ff350f141"
+revision: str = "a42efc01ceaa"
 down_revision: str | None = "363470e23f02"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -51,6 +51,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payout_batches")),
     )
     op.create_table(
+        "settlement_periods",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("label", sa.String(length=16), nullable=False),
+        sa.Column("starts_at", tuike.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", tuike.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", tuike.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_settlement_periods")),
+        sa.UniqueConstraint("label", name=op.f("uq_settlement_periods_label")),
+    )
+    op.create_table(
         "payout_items",
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("batch_id", sa.String(length=26), nullable=False),
@@ -80,6 +95,40 @@ def upgrade() -> None:
             batch_op.f("ix_payout_items_affiliate_id"), ["affiliate_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_payout_items_batch_id"), ["batch_id"], unique=False)
+
+    op.create_table(
+        "statements",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("period_id", sa.BigInteger(), nullable=False),
+        sa.Column("owner_type", sa.String(length=16), nullable=False),
+        sa.Column("owner_id", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("opening_minor", sa.BigInteger(), nullable=False),
+        sa.Column("commissions_minor", sa.BigInteger(), nullable=False),
+        sa.Column("fees_minor", sa.BigInteger(), nullable=False),
+        sa.Column("reversals_minor", sa.BigInteger(), nullable=False),
+        sa.Column("clawbacks_minor", sa.BigInteger(), nullable=False),
+        sa.Column("overrides_minor", sa.BigInteger(), nullable=False),
+        sa.Column("payouts_minor", sa.BigInteger(), nullable=False),
+        sa.Column("other_minor", sa.BigInteger(), nullable=False),
+        sa.Column("closing_minor", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["period_id"],
+            ["settlement_periods.id"],
+            name=op.f("fk_statements_period_id_settlement_periods"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_statements")),
+        sa.UniqueConstraint(
+            "period_id", "owner_type", "owner_id", "currency", name="uq_statements"
+        ),
+    )
+    with op.batch_alter_table("statements", schema=None) as batch_op:
+        batch_op.create_index("ix_statements_owner", ["owner_type", "owner_id"], unique=False)
 
     op.create_table(
         "ledger_transactions",
@@ -188,11 +237,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ledger_transactions_conversion_id"))
 
     op.drop_table("ledger_transactions")
+    with op.batch_alter_table("statements", schema=None) as batch_op:
+        batch_op.drop_index("ix_statements_owner")
+
+    op.drop_table("statements")
     with op.batch_alter_table("payout_items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_payout_items_batch_id"))
         batch_op.drop_index(batch_op.f("ix_payout_items_affiliate_id"))
 
     op.drop_table("payout_items")
+    op.drop_table("settlement_periods")
     op.drop_table("payout_batches")
     op.drop_table("ledger_accounts")
     # ### end Alembic commands ###

@@ -117,6 +117,8 @@ def _program_values(fields: Mapping[str, Any], currency: str) -> dict[str, Any]:
         if fields["status"] not in (ACTIVE, PAUSED):
             raise InvalidField("status", "must be active or paused")
         values["status"] = fields["status"]
+        # A person's decision: a top-up no longer resumes a program tuike paused itself.
+        values["paused_reason"] = ""
     for flag in ("require_signature", "pixel_pending_review"):
         if flag in fields:
             values[flag] = bool(fields[flag])

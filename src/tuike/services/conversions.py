@@ -32,7 +32,7 @@ from tuike.domain.lifecycle import (
 )
 from tuike.domain.money import check_currency, from_minor, parse_amount, to_minor
 from tuike.domain.privacy import hash_customer_id
-from tuike.services import ledger
+from tuike.services import funding, ledger
 from tuike.services.clock import utcnow
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
@@ -379,6 +379,7 @@ def record_conversion(
         refunded_minor=0,
         now=now,
     )
+    funding.check(conn, program.merchant_id, row.currency, now)
     return ConversionResult(201, _body(row))
 
 
@@ -436,6 +437,7 @@ def _supersede(
     # The pixel's postings are reversed in full and the authoritative report's made anew
     # (its affiliate, amount or fee terms may differ).
     ledger.post_replacement(conn, existing, row, program.merchant_id, now=now)
+    funding.check(conn, program.merchant_id, row.currency, now)
     return ConversionResult(200, _body(row))
 
 
@@ -603,10 +605,11 @@ def _apply(conn: Connection, row: Any, new: ConversionState, *, source: str, now
         conn, row, row.status, -1, row.amount_minor - row.refunded_minor, row.commission_minor
     )
     _add_rollup(conn, row, new.status, +1, row.amount_minor - refunded, commission)
+    merchant_id = _merchant_of(conn, row.program_id)
     ledger.post_conversion_move(
         conn,
         row,
-        _merchant_of(conn, row.program_id),
+        merchant_id,
         old_status=row.status,
         old_commission_minor=row.commission_minor,
         new_status=new.status,
@@ -614,6 +617,7 @@ def _apply(conn: Connection, row: Any, new: ConversionState, *, source: str, now
         refunded_minor=refunded,
         now=now,
     )
+    funding.check(conn, merchant_id, row.currency, now)
     fields = dict(row._mapping) if hasattr(row, "_mapping") else vars(row)
     return SimpleNamespace(
         **fields

@@ -40,6 +40,8 @@ merchants = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False),
     Column("timezone", String(64), nullable=False),
+    # Prepaid merchants' programs pause themselves when funds plus credit run out.
+    Column("prepaid", Boolean, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -67,6 +69,8 @@ programs = Table(
     # The platform's service fee: parts per million of the commission, and who pays it.
     Column("fee_rate_ppm", Integer, nullable=False, server_default="0"),
     Column("fee_mode", String(16), nullable=False, server_default="on_top"),
+    # Why the program is paused when tuike paused it itself ("unfunded"), else "".
+    Column("paused_reason", String(32), nullable=False, server_default=""),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -436,4 +440,27 @@ statements = Table(
     Column("closing_minor", BigInteger, nullable=False),
     UniqueConstraint("period_id", "owner_type", "owner_id", "currency", name="uq_statements"),
     Index("ix_statements_owner", "owner_type", "owner_id"),
+)
+
+merchant_credit_limits = Table(
+    "merchant_credit_limits",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("limit_minor", BigInteger, nullable=False),
+    UniqueConstraint("merchant_id", "currency", name="uq_merchant_credit_limits"),
+)
+
+# Messages for merchants and the operator (an outbox a portal or a mailer reads).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("recipient_type", String(16), nullable=False),
+    Column("recipient_id", BigInteger, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_notifications_recipient", "recipient_type", "recipient_id"),
 )

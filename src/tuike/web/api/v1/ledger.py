@@ -6,14 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import Field
+from sqlalchemy import insert, select, update
 
 from tuike.domain import ledger as L
 from tuike.domain.access import AFFILIATE, MERCHANT, OPERATOR, Principal
 from tuike.domain.errors import Forbidden, InvalidField, NotFound
 from tuike.domain.money import check_currency, format_minor, parse_amount, to_minor
+from tuike.services import funding, settlement
 from tuike.services import ledger as svc
-from tuike.services import settlement
 from tuike.storage import catalog as repo
+from tuike.storage import tables as t
 from tuike.web.api.v1.deps import IdPath, PrincipalDep, StateDep
 from tuike.web.api.v1.idempotency import IdempotentRoute
 from tuike.web.api.v1.schemas import Strict
@@ -123,8 +125,82 @@ def top_up(
                 ),
             ),
         )
+        funding.check(conn, merchant_id, currency)
         funds = svc.balances(conn, MERCHANT, merchant_id)[currency]["funds"]
+    state.links.invalidate()  # programs paused for want of funds may have resumed
     return {"posted": posted, "reference": body.reference, "funds": str(funds)}
+
+
+class FundingIn(Strict):
+    prepaid: bool | None = Field(
+        None, description="Pause the merchant's programs when funds plus credit run out."
+    )
+    credit_limit: str | None = Field(None, description='Credit in `currency`, e.g. "1000.00"')
+    currency: str = "CNY"
+
+
+@router.patch("/merchants/{merchant_id}/funding")
+def set_funding(
+    merchant_id: IdPath, body: FundingIn, who: PrincipalDep, state: StateDep
+) -> dict[str, Any]:
+    """Set whether a merchant is prepaid and its credit limit in a currency (operator)."""
+    if who.role != OPERATOR:
+        raise Forbidden("only the operator sets a merchant's funding terms")
+    currency = check_currency(body.currency)
+    limit = (
+        None
+        if body.credit_limit is None
+        else to_minor(parse_amount(body.credit_limit, currency, "credit_limit"), currency)
+    )
+    with state.db.write() as conn:
+        if repo.get_merchant(conn, merchant_id) is None:
+            raise NotFound("merchant")
+        if body.prepaid is not None:
+            conn.execute(
+                update(t.merchants)
+                .where(t.merchants.c.id == merchant_id)
+                .values(prepaid=body.prepaid)
+            )
+        if limit is not None:
+            table = t.merchant_credit_limits
+            changed = conn.execute(
+                update(table)
+                .where(table.c.merchant_id == merchant_id, table.c.currency == currency)
+                .values(limit_minor=limit)
+            ).rowcount
+            if not changed:
+                conn.execute(
+                    insert(table).values(
+                        merchant_id=merchant_id, currency=currency, limit_minor=limit
+                    )
+                )
+        funding.check(conn, merchant_id, currency)
+        prepaid = conn.execute(
+            select(t.merchants.c.prepaid).where(t.merchants.c.id == merchant_id)
+        ).scalar_one()
+        left = funding.spendable(conn, merchant_id, currency)
+    state.links.invalidate()
+    return {
+        "prepaid": bool(prepaid),
+        "currency": currency,
+        "spendable": format_minor(left, currency),
+    }
+
+
+@router.get("/notifications")
+def notifications(who: PrincipalDep, state: StateDep) -> list[dict[str, Any]]:
+    """Messages for the calling merchant (or, for the operator, the operator's), newest first."""
+    who.require(OPERATOR, MERCHANT)
+    rid = funding.OPERATOR_ID if who.role == OPERATOR else who.owner_id
+    n = t.notifications
+    with state.db.read() as conn:
+        rows = conn.execute(
+            select(n)
+            .where(n.c.recipient_type == who.role, n.c.recipient_id == rid)
+            .order_by(n.c.id.desc())
+            .limit(100)
+        ).all()
+    return [{"at": r.created_at.isoformat(), "kind": r.kind, "message": r.message} for r in rows]
 
 
 @router.get("/statements")

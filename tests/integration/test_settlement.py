@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+from decimal import Decimal as D
 
 import pytest
 
@@ -10,7 +12,9 @@ from factories.http import bearer
 from factories.money import a_click, assert_books_hold, send
 from factories.world import make_world
 from tuike.domain.errors import InvalidField
-from tuike.services import payouts, settlement
+from tuike.services import catalog as svc
+from tuike.services import ledger, payouts, settlement
+from tuike.storage import catalog as repo
 
 TZ = "Asia/Shanghai"
 
@@ -124,3 +128,48 @@ def test_periods_are_parsed_and_an_open_period_is_not_closed(db):
     future = settlement.parse_period("2026-11", TZ)
     with pytest.raises(InvalidField, match="has not ended"), db.write() as conn:
         settlement.close_period(conn, future, now=datetime(2026, 11, 20, tzinfo=UTC))
+
+
+def test_a_recruiter_earns_an_override_that_follows_the_recruits_commission(db, client):
+    w = make_world(db)
+    ops = bearer(w.operator_key)
+    r = client.post(
+        "/api/v1/affiliates",
+        json={"name": "Recruit", "email": "recruit@example.com", "recruited_by": w.affiliate_id},
+        headers=ops,
+    )
+    recruit = r.json()["id"]
+    assert r.status_code == 201
+    r = client.patch(
+        f"/api/v1/programs/{w.program.id}", json={"override_rate": "0.05"}, headers=ops
+    )
+    assert r.json()["override_rate"] == "0.05"
+    bad = client.patch(
+        f"/api/v1/programs/{w.program.id}",
+        json={"override_rate": "0.05"},
+        headers=bearer(w.merchant_key),
+    )
+    assert bad.status_code == 403
+    with db.write() as conn:
+        program = repo.get_program(conn, w.program.id)
+        m = svc.apply_to_program(conn, program=program, affiliate_id=recruit)
+        svc.decide_membership(conn, m, status="approved")
+        link = svc.create_link(conn, program=program, affiliate_id=recruit)
+    w = dataclasses.replace(w, program=program)
+    sale_at = at("2026-10-08")
+    send(db, w, at=sale_at, order_id="R-1", amount="200.00",
+         click_id=a_click(db, w, link, at=sale_at), status="approved")  # fmt: skip
+    send(db, w, at=at("2026-10-09"), order_id="R-1", status="refunded", refund_amount="50.00")
+    with db.read() as conn:
+        recruiter = ledger.balances(conn, "affiliate", w.affiliate_id)["CNY"]
+        recruit_books = ledger.balances(conn, "affiliate", recruit)["CNY"]
+        platform = ledger.balances(conn, "platform", 0)["CNY"]
+    # 10 % of 200.00 = 20.00, refunded to 15.00; the override 5 % of it: 0.75.
+    assert recruit_books["available"] == D("15.00")
+    assert recruiter["available"] == D("0.75")
+    assert platform["override_expense"] == D("0.75")
+    with db.write() as conn:
+        settlement.close_period(conn, settlement.parse_period("2026-10", TZ))
+        (stmt,) = settlement.statements_of(conn, "affiliate", w.affiliate_id)
+    assert (stmt.overrides_minor, stmt.commissions_minor, stmt.closing_minor) == (75, 0, 75)
+    assert_books_hold(db)

@@ -13,12 +13,13 @@ from tuike.domain.lifecycle import APPROVED, PENDING, REFUNDED, REJECTED
 from tuike.domain.money import to_minor
 
 CNY = "CNY"
-parties = L.Parties(merchant_id=7, affiliate_id=11, currency=CNY)
+parties = L.Parties(merchant_id=7, affiliate_id=11, currency=CNY, recruiter_id=5)
 commissions = st.decimals(min_value=0, max_value=10**7, places=2).map(Decimal)
 terms = st.builds(
     L.FeeTerms,
     rate=st.decimals(min_value=0, max_value=1, places=4).map(Decimal),
     mode=st.sampled_from(L.FEE_MODES),
+    override_rate=st.decimals(min_value=0, max_value=1, places=4).map(Decimal),
 )
 states = st.tuples(st.sampled_from([PENDING, APPROVED, REJECTED, REFUNDED]), commissions)
 

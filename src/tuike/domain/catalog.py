@@ -53,6 +53,7 @@ class Program:
     created_at: datetime
     fee_rate_ppm: int = 0  # the platform's service fee, parts per million of commission
     fee_mode: str = "on_top"  # on_top: the merchant pays it; deducted: the affiliate does
+    override_rate_ppm: int = 0  # two-tier: the recruiter's share of a recruit's commission
 
     @property
     def cookie_window(self) -> timedelta:

@@ -22,6 +22,7 @@ platform           ``pending_control``         debit    mirror of every affiliat
 platform           ``payout_clearing``         credit   payouts sent to the bank, not yet settled
 platform           ``cash``                    debit    money held: top-ups in, payouts out
 platform           ``paid_control``            credit   mirror of every affiliate ``paid_out``
+platform           ``override_expense``        debit    two-tier overrides the platform paid
 =================  ==========================  =======  ==========================================
 
 A conversion's postings follow from its state alone (``position``): what the ledger
@@ -49,17 +50,18 @@ from tuike.domain.money import round_money, to_minor
 MERCHANT, AFFILIATE, PLATFORM = "merchant", "affiliate", "platform"
 FUNDS, COMMISSIONS_PAYABLE = "funds", "commissions_payable"
 PENDING_EARNINGS, AVAILABLE, PAID_OUT = "pending", "available", "paid_out"
-FEE_REVENUE, PENDING_CONTROL, PAYOUT_CLEARING, CASH, PAID_CONTROL = (
+FEE_REVENUE, PENDING_CONTROL, PAYOUT_CLEARING, CASH, PAID_CONTROL, OVERRIDE_EXPENSE = (
     "fee_revenue",
     "pending_control",
     "payout_clearing",
     "cash",
     "paid_control",
+    "override_expense",
 )
 ACCOUNT_KINDS: dict[str, tuple[str, ...]] = {
     MERCHANT: (FUNDS, COMMISSIONS_PAYABLE),
     AFFILIATE: (PENDING_EARNINGS, AVAILABLE, PAID_OUT),
-    PLATFORM: (FEE_REVENUE, PENDING_CONTROL, PAYOUT_CLEARING, CASH, PAID_CONTROL),
+    PLATFORM: (FEE_REVENUE, PENDING_CONTROL, PAYOUT_CLEARING, CASH, PAID_CONTROL, OVERRIDE_EXPENSE),
 }
 # Accounts whose balance is shown as the negative of the entries' sum (credit-normal).
 CREDIT_NORMAL = frozenset(
@@ -119,10 +121,13 @@ class FeeTerms:
 
     rate: Decimal = Decimal(0)
     mode: str = "on_top"
+    override_rate: Decimal = Decimal(0)  # the recruiter's share of the commission
 
     def __post_init__(self) -> None:
         if not Decimal(0) <= self.rate <= Decimal(1):
             raise InvalidField("fee_rate", "must be between 0 and 1")
+        if not Decimal(0) <= self.override_rate <= Decimal(1):
+            raise InvalidField("override_rate", "must be between 0 and 1")
         if self.mode not in FEE_MODES:
             raise InvalidField("fee_mode", f"must be one of {', '.join(FEE_MODES)}")
 
@@ -152,6 +157,7 @@ class Parties:
     merchant_id: int
     affiliate_id: int | None
     currency: str
+    recruiter_id: int | None = None  # who recruited the affiliate (two-tier)
 
 
 def position(status: str, commission: Decimal, parties: Parties, terms: FeeTerms) -> dict:
@@ -170,20 +176,36 @@ def position(status: str, commission: Decimal, parties: Parties, terms: FeeTerms
     def platform(kind: str) -> Account:
         return Account(PLATFORM, PLATFORM_ID, kind, cur)
 
+    # The recruiter's override: a share of the commission, paid by the platform.
+    override = 0
+    recruiter = parties.recruiter_id
+    if recruiter is not None and recruiter != parties.affiliate_id and terms.override_rate:
+        override = to_minor(round_money(commission * terms.override_rate, cur), cur)
+
+    def recruiter_account(kind: str) -> Account:
+        return Account(AFFILIATE, recruiter or 0, kind, cur)
+
     if status == PENDING:
         # The merchant's funds are reserved; the affiliate sees the commission pending.
-        return {
+        held = {
             merchant(FUNDS): s.merchant_pays,
             merchant(COMMISSIONS_PAYABLE): -s.merchant_pays,
-            platform(PENDING_CONTROL): s.affiliate_gets,
+            platform(PENDING_CONTROL): s.affiliate_gets + override,
             affiliate(PENDING_EARNINGS): -s.affiliate_gets,
         }
+        if override:
+            held[recruiter_account(PENDING_EARNINGS)] = -override
+        return held
     # Approved: the merchant is debited, the affiliate credited, the fee taken.
-    return {
+    held = {
         merchant(FUNDS): s.merchant_pays,
         affiliate(AVAILABLE): -s.affiliate_gets,
         platform(FEE_REVENUE): -s.fee,
     }
+    if override:
+        held[recruiter_account(AVAILABLE)] = -override
+        held[platform(OVERRIDE_EXPENSE)] = override
+    return held
 
 
 def difference(new: dict, old: dict) -> tuple[tuple[Account, int], ...]:

@@ -128,6 +128,8 @@ def _program_values(fields: Mapping[str, Any], currency: str) -> dict[str, Any]:
         values["timezone"] = check_timezone(fields["timezone"])
     if "fee_rate" in fields:
         values["fee_rate_ppm"] = parse_fee_rate(fields["fee_rate"])
+    if "override_rate" in fields:
+        values["override_rate_ppm"] = parse_fee_rate(fields["override_rate"], "override_rate")
     if "fee_mode" in fields:
         if fields["fee_mode"] not in FEE_MODES:
             raise InvalidField("fee_mode", f"must be one of {', '.join(FEE_MODES)}")
@@ -135,19 +137,19 @@ def _program_values(fields: Mapping[str, Any], currency: str) -> dict[str, Any]:
     return values
 
 
-def parse_fee_rate(raw: Any) -> int:
-    """Parse a service fee rate ("0.10" for 10 %) into parts per million."""
+def parse_fee_rate(raw: Any, field: str = "fee_rate") -> int:
+    """Parse a rate ("0.10" for 10 %) into parts per million."""
     if isinstance(raw, (bool, float)) or not isinstance(raw, (str, int)):
-        raise InvalidField("fee_rate", 'must be a decimal string such as "0.10"')
+        raise InvalidField(field, 'must be a decimal string such as "0.10"')
     try:
         rate = Decimal(str(raw).strip())
     except InvalidOperation:
-        raise InvalidField("fee_rate", f"{raw!r} is not a number") from None
+        raise InvalidField(field, f"{raw!r} is not a number") from None
     if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
-        raise InvalidField("fee_rate", "must be between 0 and 1")
+        raise InvalidField(field, "must be between 0 and 1")
     ppm = rate * 1_000_000
     if ppm != ppm.to_integral_value():
-        raise InvalidField("fee_rate", "has at most 6 decimal places")
+        raise InvalidField(field, "has at most 6 decimal places")
     return int(ppm)
 
 
@@ -208,9 +210,12 @@ def create_affiliate(
     email: str,
     timezone: str,
     channels: Sequence[Mapping[str, str]] = (),
+    recruited_by: int | None = None,
 ) -> Affiliate:
-    """Create an affiliate with the channels they promote on."""
+    """Create an affiliate with the channels they promote on (and who recruited them)."""
     email = (email or "").strip().lower()
+    if recruited_by is not None and repo.get_affiliate(conn, recruited_by) is None:
+        raise InvalidField("recruited_by", "is not an affiliate")
     if not EMAIL.match(email) or len(email) > 254:
         raise InvalidField("email", "is not an email address")
     if conn.execute(select(t.affiliates.c.id).where(t.affiliates.c.email == email)).first():
@@ -222,6 +227,7 @@ def create_affiliate(
             email=email,
             status=ACTIVE,
             timezone=check_timezone(timezone),
+            recruited_by=recruited_by,
             created_at=now,
         )
     ).inserted_primary_key[0]

@@ -59,6 +59,7 @@ _MEMBERS = select(
 )
 _LOG = insert(t.conversion_events)
 _MERCHANT = select(t.programs.c.merchant_id).where(t.programs.c.id == bindparam("id"))
+_RECRUITER = select(t.affiliates.c.recruited_by).where(t.affiliates.c.id == bindparam("id"))
 _MOVE = (
     update(t.conversions)
     .where(
@@ -540,6 +541,8 @@ def _new_values(
         "occurred_at": occurred_at,
         "fee_rate_ppm": program.fee_rate_ppm,
         "fee_mode": program.fee_mode,
+        "recruiter_id": _recruiter(conn, result.affiliate_id),
+        "override_rate_ppm": program.override_rate_ppm,
         "created_at": now,
         "updated_at": now,
     }
@@ -567,6 +570,12 @@ def _update_status(
     if new is None:
         return ConversionResult(200, _body(row, duplicate=True))
     return ConversionResult(200, _body(_apply(conn, row, new, source=source, now=now)))
+
+
+def _recruiter(conn: Connection, affiliate_id: int | None) -> int | None:
+    if affiliate_id is None:
+        return None
+    return conn.execute(_RECRUITER, {"id": affiliate_id}).scalar()
 
 
 def _merchant_of(conn: Connection, program_id: int) -> int:

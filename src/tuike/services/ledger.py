@@ -96,16 +96,24 @@ def post(
 
 
 def fee_terms(row: Any) -> L.FeeTerms:
-    """The fee terms a conversion row was recorded with."""
-    return L.FeeTerms(rate=Decimal(row.fee_rate_ppm) / 1_000_000, mode=row.fee_mode)
+    """The fee and override terms a conversion row was recorded with."""
+    return L.FeeTerms(
+        rate=Decimal(row.fee_rate_ppm) / 1_000_000,
+        mode=row.fee_mode,
+        override_rate=Decimal(row.override_rate_ppm) / 1_000_000,
+    )
+
+
+def parties_of(row: Any, merchant_id: int) -> L.Parties:
+    """Who a conversion row's money moves between."""
+    return L.Parties(merchant_id, row.affiliate_id, row.currency, row.recruiter_id)
 
 
 def conversion_position(row: Any, merchant_id: int, state: ConversionState | None = None) -> dict:
     """What the ledger should hold for a conversion row (or for ``state`` of it)."""
     status = state.status if state else row.status
     commission = state.commission if state else from_minor(row.commission_minor, row.currency)
-    parties = L.Parties(merchant_id, row.affiliate_id, row.currency)
-    return L.position(status, commission, parties, fee_terms(row))
+    return L.position(status, commission, parties_of(row, merchant_id), fee_terms(row))
 
 
 def post_conversion_move(
@@ -125,7 +133,7 @@ def post_conversion_move(
     The key names the move (from, to, refunded so far): the conversion's own
     compare-and-set already makes each move happen once; the key makes a replay harmless.
     """
-    parties = L.Parties(merchant_id, row.affiliate_id, row.currency)
+    parties = parties_of(row, merchant_id)
     terms = fee_terms(row)
     old = (
         {}

@@ -40,7 +40,6 @@ _KIND_LINE = {
     "refund": "reversals",
     "refund_partial": "reversals",
     "clawback": "clawbacks",
-    "override": "overrides",
     "payout": "payouts",
     "payout_failed": "payouts",
 }
@@ -161,18 +160,26 @@ def _affiliate_statements(conn: Connection, period: Period) -> list[dict[str, An
             .group_by(_A.c.owner_id, _A.c.currency)
         )
     }
+    c = t.conversions
+    # An entry on a conversion of another affiliate is the recruiter's override.
+    as_recruiter = case((c.c.affiliate_id != _A.c.owner_id, 1), else_=0)
     moves = conn.execute(
-        select(_A.c.owner_id, _A.c.currency, _T.c.kind, func.sum(_E.c.amount_minor))
+        select(_A.c.owner_id, _A.c.currency, _T.c.kind, as_recruiter, func.sum(_E.c.amount_minor))
         .select_from(
-            _E.join(_A, _E.c.account_id == _A.c.id).join(_T, _E.c.transaction_id == _T.c.id)
+            _E.join(_A, _E.c.account_id == _A.c.id)
+            .join(_T, _E.c.transaction_id == _T.c.id)
+            .outerjoin(c, c.c.id == _T.c.conversion_id)
         )
         .where(available, _in(period))
-        .group_by(_A.c.owner_id, _A.c.currency, _T.c.kind)
+        .group_by(_A.c.owner_id, _A.c.currency, _T.c.kind, as_recruiter)
     )
     fees = _fees_by(conn, period, t.conversions.c.affiliate_id, "deducted")
     lines: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys(LINES, 0))
-    for owner, cur, kind, total in moves:
+    for owner, cur, kind, recruiter, total in moves:
         shown = -int(total)  # credit-normal: what the affiliate has
+        if recruiter:
+            lines[(owner, cur)]["overrides"] += shown
+            continue
         fee = fees.get((owner, cur, kind), 0)  # the fee's entry, shown as the affiliate's
         line = _KIND_LINE.get(kind, "other")
         lines[(owner, cur)][line] += shown - fee  # gross of the fee withheld

@@ -49,6 +49,7 @@ def program_from_row(row: Row[Any]) -> Program:
         created_at=row.created_at,
         fee_rate_ppm=row.fee_rate_ppm,
         fee_mode=row.fee_mode,
+        override_rate_ppm=row.override_rate_ppm,
     )
 
 

@@ -69,6 +69,8 @@ programs = Table(
     # The platform's service fee: parts per million of the commission, and who pays it.
     Column("fee_rate_ppm", Integer, nullable=False, server_default="0"),
     Column("fee_mode", String(16), nullable=False, server_default="on_top"),
+    # Two-tier: the recruiter's override, parts per million of the recruit's commission.
+    Column("override_rate_ppm", Integer, nullable=False, server_default="0"),
     # Why the program is paused when tuike paused it itself ("unfunded"), else "".
     Column("paused_reason", String(32), nullable=False, server_default=""),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -83,6 +85,8 @@ affiliates = Table(
     Column("email", String(254), nullable=False, unique=True),
     Column("status", String(16), nullable=False, server_default="active"),
     Column("timezone", String(64), nullable=False),
+    # The affiliate who recruited this one (earns overrides on its commissions).
+    Column("recruited_by", BigInteger, ForeignKey("affiliates.id")),
     # Where payouts go: bank | alipay | paypal, and the account there (IBAN, Alipay id…).
     Column("payout_method", String(16), nullable=False, server_default="bank"),
     Column("payout_account", String(200), nullable=False, server_default=""),
@@ -210,6 +214,9 @@ conversions = Table(
     # The program's fee terms when the conversion was recorded: its postings keep them.
     Column("fee_rate_ppm", Integer, nullable=False, server_default="0"),
     Column("fee_mode", String(16), nullable=False, server_default="on_top"),
+    # The affiliate's recruiter then, and the program's override rate then.
+    Column("recruiter_id", BigInteger),
+    Column("override_rate_ppm", Integer, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("program_id", "event", "order_id", name="uq_conversions_order"),

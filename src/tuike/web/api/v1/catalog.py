@@ -127,8 +127,8 @@ def update_program(
 
 def _only_the_operator_sets_fees(who: Principal, fields: dict[str, Any]) -> None:
     """The service fee is the platform's revenue: a merchant cannot set its own."""
-    if who.role != OPERATOR and ({"fee_rate", "fee_mode"} & fields.keys()):
-        raise Forbidden("only the operator sets a program's service fee")
+    if who.role != OPERATOR and ({"fee_rate", "fee_mode", "override_rate"} & fields.keys()):
+        raise Forbidden("only the operator sets a program's service fee and override")
 
 
 @router.post("/affiliates", status_code=201, response_model=AffiliateOut, tags=["affiliates"])
@@ -142,6 +142,7 @@ def create_affiliate(body: AffiliateIn, who: PrincipalDep, state: StateDep) -> A
             email=body.email,
             timezone=body.timezone or state.settings.default_timezone,
             channels=[c.model_dump() for c in body.channels],
+            recruited_by=body.recruited_by,
         )
     return AffiliateOut.of(affiliate, private=True)
 

@@ -69,6 +69,11 @@ class ProgramIn(Strict):
         description="on_top (the merchant pays the fee) or deducted (the affiliate does); "
         "operator only.",
     )
+    override_rate: str | None = Field(
+        None,
+        description="Two-tier: the recruiter's share of a recruit's commission, paid by the "
+        'platform ("0.05"); operator only.',
+    )
 
 
 class ProgramPatch(Strict):
@@ -93,6 +98,11 @@ class ProgramPatch(Strict):
         description="on_top (the merchant pays the fee) or deducted (the affiliate does); "
         "operator only.",
     )
+    override_rate: str | None = Field(
+        None,
+        description="Two-tier: the recruiter's share of a recruit's commission, paid by the "
+        'platform ("0.05"); operator only.',
+    )
 
 
 class ProgramOut(BaseModel):
@@ -115,6 +125,7 @@ class ProgramOut(BaseModel):
     timezone: str
     fee_rate: str = Field(description="The platform's service fee, a share of the commission.")
     fee_mode: str
+    override_rate: str
     postback_secret: str | None = Field(None, description="Shown to the program's merchant only.")
 
     @classmethod
@@ -139,6 +150,7 @@ class ProgramOut(BaseModel):
             timezone=p.timezone,
             fee_rate=str((Decimal(p.fee_rate_ppm) / 1_000_000).normalize()),
             fee_mode=p.fee_mode,
+            override_rate=str((Decimal(p.override_rate_ppm) / 1_000_000).normalize()),
             postback_secret=secret,
         )
 
@@ -154,6 +166,9 @@ class AffiliateIn(Strict):
     email: str
     timezone: str | None = Field(None, description="IANA zone; default TUIKE_DEFAULT_TIMEZONE")
     channels: list[ChannelIn] = []
+    recruited_by: Id | None = Field(
+        None, description="The affiliate who recruited this one (earns two-tier overrides)."
+    )
 
 
 class ChannelOut(BaseModel):

@@ -283,3 +283,51 @@ def test_balances_and_lines_over_the_api_are_the_owners_only(db, client):
     assert platform["balances"]["CNY"]["fee_revenue"] == "1.99"
     assert client.get("/api/v1/balances").status_code == 401
     assert_books_hold(db)
+
+
+def test_a_sale_in_another_currency_is_converted_at_the_stored_rate(db, client):
+    w = make_world(db)
+    ops = bearer(w.operator_key)
+    order = {"order_id": "FX-1", "amount": "100.00", "currency": "USD"}
+    # No rate yet: a clear refusal, nothing recorded.
+    r = client.post(
+        "/api/v1/conversions",
+        json={**order, "click_id": a_click(db, w)},
+        headers=bearer(w.program_key),
+    )
+    assert r.status_code == 400 and "exchange rate" in r.text
+    assert count(db, tables.conversions) == 0
+    for bad in ({"rate": "-1"}, {"rate": "abc"}, {"rate": 7.1}):
+        r = client.post(
+            "/api/v1/fx-rates", json={"base": "USD", "quote": "CNY", **bad}, headers=ops
+        )
+        assert r.status_code in (400, 422), bad
+    r = client.post(
+        "/api/v1/fx-rates",
+        json={"base": "USD", "quote": "CNY", "rate": "7.12345"},
+        headers=bearer(w.merchant_key),
+    )
+    assert r.status_code == 403
+    r = client.post(
+        "/api/v1/fx-rates", json={"base": "USD", "quote": "CNY", "rate": "7.12345"}, headers=ops
+    )
+    assert r.status_code == 201
+    r = client.post(
+        "/api/v1/conversions",
+        json={**order, "click_id": a_click(db, w)},
+        headers=bearer(w.program_key),
+    )
+    body = r.json()
+    # 100.00 USD x 7.12345 = 712.345 -> 712.35 CNY (half up); 10 % commission 71.24 (half up).
+    assert (body["currency"], body["amount"], body["commission"]) == ("CNY", "712.35", "71.24")
+    assert body["reported"] == {"currency": "USD", "amount": "100.00", "fx_rate": "7.12345"}
+    # A new rate does not change a recorded conversion: refunds use the stored one.
+    client.post("/api/v1/fx-rates", json={"base": "USD", "quote": "CNY", "rate": "8"}, headers=ops)
+    r = client.post(
+        "/api/v1/conversions",
+        json={"order_id": "FX-1", "status": "refunded", "refund_amount": "100.00",
+              "currency": "USD"},
+        headers=bearer(w.program_key),
+    )  # fmt: skip
+    assert (r.json()["status"], r.json()["refunded_amount"]) == ("refunded", "712.35")
+    assert_books_hold(db)

@@ -32,7 +32,7 @@ from tuike.domain.lifecycle import (
 )
 from tuike.domain.money import check_currency, from_minor, parse_amount, to_minor
 from tuike.domain.privacy import hash_customer_id
-from tuike.services import funding, ledger
+from tuike.services import funding, fx, ledger
 from tuike.services.clock import utcnow
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
@@ -157,11 +157,7 @@ def parse_request(
         raise InvalidField("event", f"unknown event {event!r} for this program")
     order_id = _str_field(data, "order_id", 128, required=True)
     currency = _str_field(data, "currency", 3) or program.currency
-    check_currency(currency)
-    if currency != program.currency:
-        raise InvalidField(
-            "currency", f"must be the program currency {program.currency} (no conversion)"
-        )
+    check_currency(currency)  # another currency is converted when recorded (services/fx)
     raw_amount = data.get("amount")
     amount = parse_amount("0" if raw_amount in (None, "") else raw_amount, currency, "amount")
     status = _str_field(data, "status", 16) or PENDING
@@ -260,6 +256,14 @@ def _body(row: Any, *, duplicate: bool = False) -> dict[str, Any]:
         "order_id": row.order_id,
         "attribution": row.attribution,
     }
+    original = getattr(row, "original_currency", None)
+    if original:
+        # Reported in another currency: what was reported and the rate it was converted at.
+        body["reported"] = {
+            "currency": original,
+            "amount": str(from_minor(row.original_amount_minor, original)),
+            "fx_rate": row.fx_rate,
+        }
     if duplicate:
         body["duplicate"] = True
     return body
@@ -348,9 +352,10 @@ def record_conversion(
     """Record a new conversion or move an existing one along its lifecycle."""
     now = now or utcnow()
     existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
+    req, fx_use = fx.in_program_currency(conn, req, program.currency, existing, now)
     if existing is not None:
         if _supersedes(existing, req, source):
-            return _supersede(conn, existing, program, req, source, privacy_salt, now)
+            return _supersede(conn, existing, program, req, source, privacy_salt, now, fx_use)
         return _update_status(conn, existing, req, source=source, now=now)
     if req.status not in INITIAL_STATUSES:
         raise Conflict(f"there is no {req.event} {req.order_id!r} to mark {req.status}")
@@ -358,7 +363,7 @@ def record_conversion(
         raise InvalidField("refund_amount", "is only allowed with status refunded")
     if req.event == "sale" and not req.amount_given:
         raise InvalidField("amount", "is required for a new sale")
-    values = _new_values(conn, program, req, source, privacy_salt, now)
+    values = _new_values(conn, program, req, source, privacy_salt, now, fx_use)
     if insert_ignore(conn, t.conversions, values, ("program_id", "event", "order_id")) == 0:
         # Lost a race with a concurrent duplicate: it is stored now, answer as a repeat.
         existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
@@ -408,8 +413,9 @@ def _supersede(
     source: str,
     privacy_salt: str,
     now: datetime,
+    fx_use: fx.FxUse | None = None,
 ) -> ConversionResult:
-    values = _new_values(conn, program, req, source, privacy_salt, now)
+    values = _new_values(conn, program, req, source, privacy_salt, now, fx_use)
     values |= {"id": existing.id, "created_at": existing.created_at}
     changed = {k: v for k, v in values.items() if k not in ("id", "created_at")}
     moved = conn.execute(
@@ -449,6 +455,7 @@ def _new_values(
     source: str,
     privacy_salt: str,
     now: datetime,
+    fx_use: fx.FxUse | None = None,
 ) -> dict[str, Any]:
     """Attribute a new conversion and compute its commission: the row to store."""
     occurred_at = req.occurred_at or now
@@ -543,6 +550,9 @@ def _new_values(
         "fee_mode": program.fee_mode,
         "recruiter_id": _recruiter(conn, result.affiliate_id),
         "override_rate_ppm": program.override_rate_ppm,
+        "original_currency": fx_use.currency if fx_use else None,
+        "original_amount_minor": fx_use.amount_minor if fx_use else None,
+        "fx_rate": str(fx_use.rate) if fx_use else None,
         "created_at": now,
         "updated_at": now,
     }

@@ -217,6 +217,10 @@ conversions = Table(
     # The affiliate's recruiter then, and the program's override rate then.
     Column("recruiter_id", BigInteger),
     Column("override_rate_ppm", Integer, nullable=False, server_default="0"),
+    # Reported in another currency: what was reported, and the rate used to convert it.
+    Column("original_currency", String(3)),
+    Column("original_amount_minor", BigInteger),
+    Column("fx_rate", String(40)),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("program_id", "event", "order_id", name="uq_conversions_order"),
@@ -470,4 +474,17 @@ notifications = Table(
     Column("message", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_notifications_recipient", "recipient_type", "recipient_id"),
+)
+
+# Exchange rates: 1 base = rate quote, from valid_from (services/fx.py).
+fx_rates = Table(
+    "fx_rates",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("base", String(3), nullable=False),
+    Column("quote", String(3), nullable=False),
+    Column("rate", String(40), nullable=False),
+    Column("valid_from", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_fx_rates_pair", "base", "quote", "valid_from"),
 )

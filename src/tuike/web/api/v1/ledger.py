@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -12,7 +13,7 @@ from tuike.domain import ledger as L
 from tuike.domain.access import AFFILIATE, MERCHANT, OPERATOR, Principal
 from tuike.domain.errors import Forbidden, InvalidField, NotFound
 from tuike.domain.money import check_currency, format_minor, parse_amount, to_minor
-from tuike.services import funding, settlement
+from tuike.services import funding, fx, settlement
 from tuike.services import ledger as svc
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
@@ -224,4 +225,37 @@ def statements(
             **{n: format_minor(getattr(r, f"{n}_minor"), r.currency) for n in names},
         }
         for r in rows
+    ]
+
+
+class FxRateIn(Strict):
+    base: str = Field(description="ISO 4217 code converted from, e.g. USD")
+    quote: str = Field(description="ISO 4217 code converted to, e.g. CNY")
+    rate: str = Field(description='1 base = rate quote, a decimal string, e.g. "7.1234"')
+    valid_from: datetime | None = Field(None, description="From when (default: now)")
+
+
+@router.post("/fx-rates", status_code=201)
+def add_fx_rate(body: FxRateIn, who: PrincipalDep, state: StateDep) -> dict[str, Any]:
+    """Record an exchange rate (operator); conversions use the one in force when they occur."""
+    if who.role != OPERATOR:
+        raise Forbidden("only the operator records exchange rates")
+    rate = fx.parse_rate(body.rate)
+    if body.valid_from is not None and body.valid_from.tzinfo is None:
+        raise InvalidField("valid_from", "must carry a time zone offset")
+    with state.db.write() as conn:
+        fx.set_rate(conn, body.base, body.quote, rate, body.valid_from)
+    return {"base": body.base, "quote": body.quote, "rate": str(rate)}
+
+
+@router.get("/fx-rates")
+def list_fx_rates(who: PrincipalDep, state: StateDep) -> list[dict[str, Any]]:
+    """The recorded exchange rates, newest first (merchant or operator)."""
+    who.require(OPERATOR, MERCHANT)
+    r = t.fx_rates
+    with state.db.read() as conn:
+        rows = conn.execute(select(r).order_by(r.c.valid_from.desc()).limit(500)).all()
+    return [
+        {"base": x.base, "quote": x.quote, "rate": x.rate, "valid_from": x.valid_from.isoformat()}
+        for x in rows
     ]

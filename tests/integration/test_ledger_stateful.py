@@ -1,7 +1,9 @@
 """Random sequences of conversion reports against the real services and database.
 
-Sales (attributed to one of two affiliates), duplicates, approvals, rejections, partial
-and full refunds, refunds after payout, and payouts, in any order. After every step:
+Sales in the program currency or in USD (converted at a stored rate), attributed to one
+of two affiliates; duplicates, approvals, rejections, partial and full refunds, refunds
+after payout, payout batches, payout results (paid or failed) and period closes, in any
+order. After every step:
 the entries of each currency sum to zero, every conversion reconciles with its entries,
 no conversion has two commission postings, and each affiliate's available balance is
 what the model says: the affiliate's share of approved commissions (after fees and
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -24,7 +27,7 @@ from tuike.domain.errors import DomainError
 from tuike.domain.money import from_minor
 from tuike.domain.tracking import ClickParams
 from tuike.services import catalog as svc
-from tuike.services import ledger
+from tuike.services import fx, ledger, payouts, settlement
 from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click, record_clicks
 from tuike.services.conversions import parse_request, record_conversion
 from tuike.storage import tables
@@ -45,6 +48,10 @@ def run(db: Any) -> None:
             self.links = {self.w.affiliate_id: self.w.link, self.w.other_affiliate_id: second}
             self.orders: list[str] = []
             self.paid = {aff: 0 for aff in self.links}
+            self.sent: list[tuple[str, int, int]] = []  # payout items not yet settled
+            self.weeks = 0
+            with db.write() as conn:
+                fx.set_rate(conn, "USD", "CNY", Decimal("7.1234"), datetime(2020, 1, 1, tzinfo=UTC))
 
         def _click(self, affiliate_id: int) -> str:
             link = self.links[affiliate_id]
@@ -76,14 +83,16 @@ def run(db: Any) -> None:
             cents=st.integers(min_value=0, max_value=10**7),
             first=st.booleans(),
             approved=st.booleans(),
+            currency=st.sampled_from([CNY, CNY, "USD"]),
         )
-        def sale(self, cents: int, first: bool, approved: bool) -> None:
+        def sale(self, cents: int, first: bool, approved: bool, currency: str) -> None:
             order = f"O-{len(self.orders)}"
             self.orders.append(order)
             aff = self.w.affiliate_id if first else self.w.other_affiliate_id
             self._send(
                 order_id=order,
-                amount=str(from_minor(cents, CNY)),
+                amount=str(from_minor(cents, currency)),
+                currency=currency,
                 click_id=self._click(aff),
                 status="approved" if approved else "pending",
             )
@@ -118,27 +127,33 @@ def run(db: Any) -> None:
             )
             self._send(order_id=order, status="refunded", refund_amount=str(from_minor(cents, CNY)))
 
-        @rule(first=st.booleans())
-        def payout(self, first: bool) -> None:
-            aff = self.w.affiliate_id if first else self.w.other_affiliate_id
-            account = L.Account(L.AFFILIATE, aff, L.AVAILABLE, CNY)
+        @rule(minimum=st.integers(min_value=1, max_value=5000))
+        def payout_batch(self, minimum: int) -> None:
+            # Other examples' affiliates may be paid too: only ours are tracked.
             with db.write() as conn:
-                amount = ledger.balance(conn, account)
-                if amount <= 0:
-                    return
-                ledger.post(
-                    conn,
-                    L.Posting(
-                        key=f"payout:{uuid.uuid4()}",
-                        kind="payout",
-                        currency=CNY,
-                        entries=(
-                            (account, amount),
-                            (L.Account(L.PLATFORM, 0, L.PAYOUT_CLEARING, CNY), -amount),
-                        ),
-                    ),
-                )
-            self.paid[aff] += amount
+                batch = payouts.create_batch(conn, currency=CNY, minimum_minor=minimum)
+                for item in payouts.batch_items(conn, batch.id):
+                    if item.affiliate_id in self.paid:
+                        self.paid[item.affiliate_id] += item.amount_minor
+                        self.sent.append((item.id, item.affiliate_id, item.amount_minor))
+
+        @rule(data=st.data(), ok=st.booleans())
+        def payout_result(self, data: st.DataObject, ok: bool) -> None:
+            if not self.sent:
+                return
+            item_id, aff, amount = self.sent.pop(data.draw(st.integers(0, len(self.sent) - 1)))
+            with db.write() as conn:
+                payouts.import_results(conn, [(item_id, "paid" if ok else "failed", "")])
+            if not ok:
+                self.paid[aff] -= amount  # the money went back to the affiliate
+
+        @rule()
+        def settle(self) -> None:
+            # Close the next past week (periods close once; these have ended long ago).
+            self.weeks += 1
+            with db.write() as conn:
+                period = settlement.parse_period(f"2020-W{self.weeks:02d}", "UTC")
+                settlement.close_period(conn, period)
 
         @invariant()
         def books_hold(self) -> None:

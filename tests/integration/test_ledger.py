@@ -89,7 +89,10 @@ def test_the_lifecycle_posts_reserve_approve_and_pro_rata_refunds_with_the_fee_o
 
 def test_a_deducted_fee_comes_out_of_the_affiliates_share(db):
     w = with_fee(db, "0.10", "deducted")
-    send(db, w, order_id="D-1", amount="199.00", click_id=a_click(db, w), status="approved")
+    result = send(
+        db, w, order_id="D-1", amount="199.00", click_id=a_click(db, w), status="approved"
+    )
+    assert (result.body["service_fee"], result.body["fee_mode"]) == ("1.99", "deducted")
     b = books(db, w)
     assert (b["merchant_funds"], b["affiliate_available"], b["platform_fees"]) == (
         D("-19.90"),
@@ -318,6 +321,7 @@ def test_a_sale_in_another_currency_is_converted_at_the_stored_rate(db, client):
         headers=bearer(w.program_key),
     )
     body = r.json()
+    assert "service_fee" not in body  # no fee on this program
     # 100.00 USD x 7.12345 = 712.345 -> 712.35 CNY (half up); 10 % commission 71.24 (half up).
     assert (body["currency"], body["amount"], body["commission"]) == ("CNY", "712.35", "71.24")
     assert body["reported"] == {"currency": "USD", "amount": "100.00", "fx_rate": "7.12345"}
@@ -330,4 +334,36 @@ def test_a_sale_in_another_currency_is_converted_at_the_stored_rate(db, client):
         headers=bearer(w.program_key),
     )  # fmt: skip
     assert (r.json()["status"], r.json()["refunded_amount"]) == ("refunded", "712.35")
+    assert_books_hold(db)
+
+
+ILLEGAL = [
+    ("rejected", {"status": "approved"}),
+    ("rejected", {"status": "pending"}),
+    ("rejected", {"status": "refunded"}),
+    ("refunded", {"status": "approved"}),
+    ("refunded", {"status": "pending"}),
+    ("refunded", {"status": "rejected"}),
+    ("approved", {"status": "pending"}),
+    ("approved", {"status": "rejected"}),
+    ("approved", {"status": "refunded", "refund_amount": "100.01"}),
+    ("pending", {"status": "approved", "refund_amount": "1.00"}),
+    ("partly refunded", {"status": "refunded", "refund_amount": "10.00"}),  # less than before
+]
+
+
+@pytest.mark.parametrize(("start", "move"), ILLEGAL, ids=[f"{s}->{m}" for s, m in ILLEGAL])
+def test_every_illegal_move_is_refused_and_changes_no_balance(db, start, move):
+    w = make_world(db, fee_rate="0.10", fee_mode="on_top")
+    send(db, w, order_id="X", amount="100.00", click_id=a_click(db, w))
+    if start == "partly refunded":
+        send(db, w, order_id="X", status="approved")
+        send(db, w, order_id="X", status="refunded", refund_amount="50.00")
+    elif start != "pending":
+        send(db, w, order_id="X", status=start)
+    before = (books(db, w), count(db, tables.ledger_entries), count(db, tables.conversion_events))
+    with pytest.raises(DomainError):
+        send(db, w, order_id="X", **move)
+    after = (books(db, w), count(db, tables.ledger_entries), count(db, tables.conversion_events))
+    assert after == before
     assert_books_hold(db)

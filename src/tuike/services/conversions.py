@@ -256,6 +256,11 @@ def _body(row: Any, *, duplicate: bool = False) -> dict[str, Any]:
         "order_id": row.order_id,
         "attribution": row.attribution,
     }
+    if getattr(row, "fee_rate_ppm", 0):
+        # The platform's service fee on this commission, its own line (docs/money.md).
+        fee = ledger.split_of(row).fee
+        body["service_fee"] = str(from_minor(fee, row.currency))
+        body["fee_mode"] = row.fee_mode
     original = getattr(row, "original_currency", None)
     if original:
         # Reported in another currency: what was reported and the rate it was converted at.

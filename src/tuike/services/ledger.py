@@ -104,6 +104,11 @@ def fee_terms(row: Any) -> L.FeeTerms:
     )
 
 
+def split_of(row: Any) -> L.Split:
+    """A conversion row's current commission split into merchant cost, share and fee."""
+    return L.split(from_minor(row.commission_minor, row.currency), row.currency, fee_terms(row))
+
+
 def parties_of(row: Any, merchant_id: int) -> L.Parties:
     """Who a conversion row's money moves between."""
     return L.Parties(merchant_id, row.affiliate_id, row.currency, row.recruiter_id)

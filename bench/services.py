@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -36,8 +34,10 @@ from tuike.services.clicks import (
 )
 from tuike.storage import tables as t
 from tuike.storage.db import Database
-from tuike.storage.migrate import upgrade
 from tuike.storage.reports import Scope
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import scratch_databases
 
 BATCH = 5000
 
@@ -186,29 +186,11 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=50_000)
     parser.add_argument("--pg", help="admin URL of a PostgreSQL server to create a db in")
     args = parser.parse_args()
-    targets = []
-    folder = Path(tempfile.mkdtemp())
-    sqlite_url = f"sqlite:///{folder}/bench.db"
-    upgrade(sqlite_url)
-    targets.append(("SQLite", sqlite_url))
-    admin = None
-    if args.pg:
-        name = f"tuike_bench_{int(time.time())}"
-        admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        pg_url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
-        upgrade(pg_url)
-        targets.append(("PostgreSQL", pg_url))
     print("| database | what | figure | against the baseline |\n|---|---|---|---|")
-    try:
+    with scratch_databases(args.pg, "tuike_bench") as targets:
         for label, url in targets:
             for what, figure, ratio in bench(url, args.clicks):
                 print(f"| {label} | {what} | {figure} | {ratio} |", flush=True)
-    finally:
-        if admin is not None:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

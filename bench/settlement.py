@@ -19,21 +19,20 @@ import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
-
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from tuike.domain import ids
 from tuike.domain import ledger as L
 from tuike.storage import tables as t
 from tuike.storage.clicks import _sqlite_time
 from tuike.storage.db import Database
-from tuike.storage.migrate import upgrade
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import scratch_databases
 
 PERIOD = "2026-10"
 START = datetime(2026, 9, 30, 16, tzinfo=UTC)  # 2026-10-01 00:00 in Asia/Shanghai
@@ -204,18 +203,9 @@ def main() -> None:
     parser.add_argument("--affiliates", type=int, default=10_000)
     parser.add_argument("--pg", help="admin URL of a PostgreSQL server to create a db in")
     args = parser.parse_args()
-    targets = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/settle.db")]
-    name = f"tuike_settle_{int(time.time())}"
-    admin = None
-    if args.pg:
-        admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        targets.append(("PostgreSQL", make_url(args.pg).set(database=name).render_as_string(False)))
     rows = []
-    try:
+    with scratch_databases(args.pg, "tuike_settle") as targets:
         for label, url in targets:
-            upgrade(url)
             print(f"{label}: filling {args.conversions:,} conversions …", flush=True)
             started = time.perf_counter()
             fill(url, args.conversions, args.affiliates)
@@ -226,10 +216,6 @@ def main() -> None:
                 f"| {r['max_rss_mib']:.0f} MiB | {r['statements']:,} statements, "
                 f"{r['invoices']:,} invoices |"
             )
-    finally:
-        if admin is not None:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print("| database | conversions | affiliates | close time | peak memory (max RSS) | output |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))

@@ -21,13 +21,9 @@ import argparse
 import dataclasses
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -37,7 +33,9 @@ from tuike.domain.tracking import ClickParams, ClickRecord
 from tuike.services.click_writer import ClickWriter
 from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click, record_clicks
 from tuike.storage.db import Database
-from tuike.storage.migrate import upgrade
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import scratch_databases
 
 LINKS = 10_000
 
@@ -135,28 +133,11 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=100_000)
     parser.add_argument("--pg", help="admin URL of a PostgreSQL server to create a db in")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp())
-    sqlite_url = f"sqlite:///{folder}/bench.db"
-    upgrade(sqlite_url)
-    targets = [("SQLite", sqlite_url)]
-    admin = None
-    name = f"tuike_writer_{int(time.time())}"
-    if args.pg:
-        admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        pg_url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
-        upgrade(pg_url)
-        targets.append(("PostgreSQL", pg_url))
     print("| database | what | rows/s | against the baseline |\n|---|---|---|---|")
-    try:
+    with scratch_databases(args.pg, "tuike_writer") as targets:
         for label, url in targets:
             for row in bench(label, url, args.clicks):
                 print(row, flush=True)
-    finally:
-        if admin is not None:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

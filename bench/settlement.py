@@ -177,7 +177,7 @@ def fill(url: str, n: int, n_aff: int) -> None:
 
 
 def close_in_child(url: str) -> dict[str, Any]:
-    """Close the period in a fresh process; return its time and peak RSS."""
+    """Close the period in a fresh process, then check the books; times and peak RSS."""
     code = f"""
 import json, resource, time
 from tuike.services import settlement
@@ -186,9 +186,16 @@ db = Database({url!r})
 started = time.perf_counter()
 with db.write() as conn:
     result = settlement.close_period(conn, settlement.parse_period({PERIOD!r}, "Asia/Shanghai"))
-print(json.dumps({{"seconds": time.perf_counter() - started,
-                   "statements": result.statements, "invoices": result.invoices,
-                   "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+seconds = time.perf_counter() - started
+close_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from tuike.services import ledger
+started = time.perf_counter()
+with db.read() as conn:
+    report = ledger.check(conn)
+print(json.dumps({{"seconds": seconds, "statements": result.statements,
+                   "invoices": result.invoices, "max_rss_mib": close_rss,
+                   "check_seconds": time.perf_counter() - started, "check_ok": report.ok,
+                   "check_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -214,10 +221,14 @@ def main() -> None:
             rows.append(
                 f"| {label} | {args.conversions:,} | {args.affiliates:,} | {r['seconds']:.1f} s "
                 f"| {r['max_rss_mib']:.0f} MiB | {r['statements']:,} statements, "
-                f"{r['invoices']:,} invoices |"
+                f"{r['invoices']:,} invoices | {r['check_seconds']:.1f} s, "
+                f"{'ok' if r['check_ok'] else 'DRIFT'}, {r['check_rss_mib']:.0f} MiB |"
             )
-    print("| database | conversions | affiliates | close time | peak memory (max RSS) | output |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| database | conversions | affiliates | close time | peak memory (max RSS) | output "
+        "| then `ledger check` (time, result, max RSS) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     filled = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"(the filling process peaked at {filled} MiB)")

@@ -367,3 +367,28 @@ def test_every_illegal_move_is_refused_and_changes_no_balance(db, start, move):
     after = (books(db, w), count(db, tables.ledger_entries), count(db, tables.conversion_events))
     assert after == before
     assert_books_hold(db)
+
+
+def test_reconciliation_in_chunks_finds_a_drift_in_a_later_chunk(db):
+    w = make_world(db)
+    for i in range(5):
+        send(db, w, order_id=f"CH-{i}", amount="10.00", click_id=a_click(db, w))
+    with db.read() as conn:
+        assert ledger._reconcile(conn, 20, chunk=2) == []
+        fourth = conn.execute(
+            select(tables.conversions.c.id).order_by(tables.conversions.c.id).offset(3)
+        ).scalar()
+        tx = conn.execute(
+            select(tables.ledger_transactions.c.id).where(
+                tables.ledger_transactions.c.conversion_id == fourth
+            )
+        ).scalar()
+    with db.write() as conn:
+        conn.execute(
+            update(tables.ledger_entries)
+            .where(tables.ledger_entries.c.transaction_id == tx)
+            .values(amount_minor=tables.ledger_entries.c.amount_minor * 2)
+        )
+    with db.read() as conn:
+        problems = ledger._reconcile(conn, 20, chunk=2)
+    assert len(problems) == 1 and fourth in problems[0]

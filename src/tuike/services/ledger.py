@@ -307,41 +307,51 @@ def check(conn: Connection, *, limit: int = 20) -> CheckReport:
     return report
 
 
-def _reconcile(conn: Connection, limit: int) -> list[str]:
-    held: dict[str, dict[L.Account, int]] = defaultdict(lambda: defaultdict(int))
-    rows = conn.execute(
-        select(
-            _T.c.conversion_id,
-            _A.c.owner_type,
-            _A.c.owner_id,
-            _A.c.kind,
-            _A.c.currency,
-            func.sum(_E.c.amount_minor),
-        )
-        .select_from(
-            _E.join(_T, _E.c.transaction_id == _T.c.id).join(_A, _E.c.account_id == _A.c.id)
-        )
-        .where(_T.c.conversion_id.is_not(None))
-        .group_by(_T.c.conversion_id, _A.c.owner_type, _A.c.owner_id, _A.c.kind, _A.c.currency)
-    )
-    for conv_id, owner_type, owner_id, kind, currency, total in rows:
-        if total:
-            held[conv_id][L.Account(owner_type, owner_id, kind, currency)] = int(total)
+def _reconcile(conn: Connection, limit: int, chunk: int = 5000) -> list[str]:
+    """Compare each conversion's entries with its position, a chunk of conversions at a
+    time (in id order, entries fetched by id range): memory stays bounded by the chunk."""
+    c = t.conversions
     problems: list[str] = []
-    conversions = conn.execute(
-        select(t.conversions, t.programs.c.merchant_id).join(
-            t.programs, t.programs.c.id == t.conversions.c.program_id
-        )
-    )
-    for row in conversions:
-        want = {a: v for a, v in conversion_position(row, row.merchant_id).items() if v}
-        have = dict(held.pop(row.id, {}))
-        if want != have:
-            problems.append(
-                f"conversion {row.id} ({row.status}): ledger {_fmt(have)} != {_fmt(want)}"
+    last = ""
+    while len(problems) < limit:
+        rows = conn.execute(
+            select(c, t.programs.c.merchant_id)
+            .join(t.programs, t.programs.c.id == c.c.program_id)
+            .where(c.c.id > last)
+            .order_by(c.c.id)
+            .limit(chunk)
+        ).all()
+        if not rows:
+            break
+        held: dict[str, dict[L.Account, int]] = defaultdict(dict)
+        sums = conn.execute(
+            select(
+                _T.c.conversion_id,
+                _A.c.owner_type,
+                _A.c.owner_id,
+                _A.c.kind,
+                _A.c.currency,
+                func.sum(_E.c.amount_minor),
             )
-            if len(problems) >= limit:
-                break
+            .select_from(
+                _E.join(_T, _E.c.transaction_id == _T.c.id).join(_A, _E.c.account_id == _A.c.id)
+            )
+            .where(_T.c.conversion_id.between(rows[0].id, rows[-1].id))
+            .group_by(_T.c.conversion_id, _A.c.owner_type, _A.c.owner_id, _A.c.kind, _A.c.currency)
+        )
+        for conv_id, owner_type, owner_id, kind, currency, total in sums:
+            if total:
+                held[conv_id][L.Account(owner_type, owner_id, kind, currency)] = int(total)
+        for row in rows:
+            want = {a: v for a, v in conversion_position(row, row.merchant_id).items() if v}
+            have = held.get(row.id, {})
+            if want != have:
+                problems.append(
+                    f"conversion {row.id} ({row.status}): ledger {_fmt(have)} != {_fmt(want)}"
+                )
+                if len(problems) >= limit:
+                    break
+        last = rows[-1].id
     return problems
 
 

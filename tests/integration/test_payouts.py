@@ -137,4 +137,6 @@ def test_the_payout_commands(db, tmp_path):
     results.write_text("nonsense\n")
     bad = tuike("payouts", "import", str(results))
     assert bad.returncode == 1 and "line 1" in bad.stderr
+    unknown = tuike("payouts", "export", "01JUNKNOWN0000000000000000")
+    assert unknown.returncode == 1 and "error: payout batch not found" in unknown.stderr
     assert tuike("ledger", "check").returncode == 0

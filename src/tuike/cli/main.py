@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -265,18 +267,10 @@ def approve_due() -> None:
 @ledger_app.command("check")
 def ledger_check() -> None:
     """Verify the ledger's invariants and reconcile conversions; exit 1 on any drift."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from tuike.services import ledger
 
-    db = _db(_settings())
-    try:
-        with db.read() as conn:
-            report = ledger.check(conn)
-    except SQLAlchemyError as exc:
-        raise _fail(_db_reason(exc)) from None
-    finally:
-        db.dispose()
+    with _database() as db, db.read() as conn:
+        report = ledger.check(conn)
     console.print(
         f"{report.transactions:,} transactions, {report.entries:,} entries, "
         f"{report.conversions:,} conversions",
@@ -316,25 +310,15 @@ def settle(
     period: Annotated[str, typer.Option(help="A month (2026-11) or an ISO week (2026-W47).")],
 ) -> None:
     """Close a settlement period: statements per affiliate, invoices per merchant (once)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from tuike.domain.errors import DomainError
     from tuike.services import settlement
 
     settings = _settings()
-    db = _db(settings)
-    try:
+    with _database(settings) as db:
         span = settlement.parse_period(
             period, settings.default_timezone, settings.settlement_cutoff_day
         )
         with db.write() as conn:
             result = settlement.close_period(conn, span)
-    except DomainError as exc:
-        raise _fail(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise _fail(_db_reason(exc)) from None
-    finally:
-        db.dispose()
     what = "closed" if result.closed_now else "was already closed"
     console.print(
         f"period {span.label} ({span.starts_at:%Y-%m-%d %H:%M %Z} to "
@@ -352,15 +336,11 @@ def payouts_create(
     ] = None,
 ) -> None:
     """Create a batch paying every affiliate whose available balance reaches the minimum."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from tuike.domain.errors import DomainError
     from tuike.domain.money import check_currency, format_minor, parse_amount, to_minor
     from tuike.services import payouts
 
     settings = _settings()
-    db = _db(settings)
-    try:
+    with _database(settings) as db:
         check_currency(currency)
         floor = (
             to_minor(parse_amount(minimum, currency, "minimum"), currency)
@@ -369,12 +349,6 @@ def payouts_create(
         )
         with db.write() as conn:
             batch = payouts.create_batch(conn, currency=currency, minimum_minor=floor)
-    except DomainError as exc:
-        raise _fail(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise _fail(_db_reason(exc)) from None
-    finally:
-        db.dispose()
     console.print(
         f"batch {batch.id}: {batch.items} payouts, {format_minor(batch.total_minor, currency)} "
         f"{currency} (balances under {format_minor(floor, currency)} carry over)",
@@ -390,17 +364,10 @@ def payouts_export(
     output: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
 ) -> None:
     """Write a batch as a file for a payout rail."""
-    from tuike.domain.errors import DomainError
     from tuike.services import payouts
 
-    db = _db(_settings())
-    try:
-        with db.read() as conn:
-            text = payouts.export(conn, batch, format)
-    except DomainError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        db.dispose()
+    with _database() as db, db.read() as conn:
+        text = payouts.export(conn, batch, format)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -413,25 +380,40 @@ def payouts_import(
     file: Annotated[Path, typer.Argument(help="Result CSV: item_id,status(paid|failed)[,note]")],
 ) -> None:
     """Mark payout items paid or failed from the rail's result file (all or nothing)."""
-    from tuike.domain.errors import DomainError
     from tuike.services import payouts
 
-    db = _db(_settings())
     try:
-        rows = payouts.parse_results(file.read_text(encoding="utf-8"))
-        with db.write() as conn:
-            report = payouts.import_results(conn, rows)
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise _fail(f"cannot read {file}: {exc.strerror}") from None
-    except DomainError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        db.dispose()
+    with _database() as db:
+        rows = payouts.parse_results(text)
+        with db.write() as conn:
+            report = payouts.import_results(conn, rows)
     console.print(
         f"{report.paid} paid, {report.failed} failed (money back to available), "
         f"{report.unchanged} already recorded",
         highlight=False,
     )
+
+
+@contextmanager
+def _database(settings: Settings | None = None) -> Iterator[Database]:
+    """The database for one command: a refused input or a database error becomes one
+    `error: …` line and exit status 1, and the connections are closed either way."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tuike.domain.errors import DomainError
+
+    db = _db(settings or _settings())
+    try:
+        yield db
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(_db_reason(exc)) from None
+    finally:
+        db.dispose()
 
 
 def _db_reason(exc: Exception) -> str:

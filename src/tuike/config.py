@@ -106,6 +106,21 @@ class Settings(BaseSettings):
     max_future_seconds: int = Field(
         3600, ge=0, description="How far in the future a conversion's occurred_at may lie."
     )
+    session_hours: int = Field(
+        12, ge=1, le=24 * 30, description="How long a portal sign-in lasts (hours)."
+    )
+    login_max_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed portal logins allowed per email address in the login window; "
+        "further attempts are refused without checking the password.",
+    )
+    login_max_failures_per_ip: int = Field(
+        30, ge=1, description="Failed portal logins allowed per client address in the window."
+    )
+    login_window_minutes: int = Field(
+        15, ge=1, description="The window of the login rate limit (minutes)."
+    )
     default_timezone: str = Field(
         "Asia/Shanghai", description="Time zone for new merchants, affiliates and reports."
     )

@@ -80,6 +80,11 @@ class ClickWriter:
         """Return how many clicks wait for their group."""
         return len(self._items)
 
+    @property
+    def lag_seconds(self) -> float:
+        """Return how long the oldest waiting click has waited (0 when none waits)."""
+        return time.monotonic() - self._oldest if self._items else 0.0
+
     def start(self) -> None:
         """Start the writer thread (and the writer process, if one is used)."""
         if self._process is not None:

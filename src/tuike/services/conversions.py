@@ -20,7 +20,7 @@ from tuike.domain import attribution as attr
 from tuike.domain import ids
 from tuike.domain.catalog import Program
 from tuike.domain.commission import EVENT_KEY, Item, compute_commission
-from tuike.domain.errors import Conflict, InvalidField
+from tuike.domain.errors import Conflict, InvalidField, NotFound
 from tuike.domain.lifecycle import (
     APPROVED,
     INITIAL_STATUSES,
@@ -50,6 +50,7 @@ _FETCH = select(t.conversions).where(
 )
 _FETCH_LOCKED = _FETCH.with_for_update()
 _BY_ID = select(t.conversions).where(_c.id == bindparam("id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update()
 _CLICK = select(t.clicks).where(t.clicks.c.id == bindparam("id"))
 _MEMBERS = select(
     t.memberships.c.affiliate_id, t.memberships.c.status, t.memberships.c.group
@@ -322,10 +323,12 @@ def _log_event(
     delta: int,
     source: str,
     at: datetime,
+    reason: str = "",
 ) -> None:
     conn.execute(
         _LOG,
         {
+            "reason": reason,
             "conversion_id": conversion_id,
             "at": at,
             "from_status": frm,
@@ -597,7 +600,15 @@ def _merchant_of(conn: Connection, program_id: int) -> int:
     return int(conn.execute(_MERCHANT, {"id": program_id}).scalar_one())
 
 
-def _apply(conn: Connection, row: Any, new: ConversionState, *, source: str, now: datetime) -> Any:
+def _apply(
+    conn: Connection,
+    row: Any,
+    new: ConversionState,
+    *,
+    source: str,
+    now: datetime,
+    reason: str = "",
+) -> Any:
     commission = to_minor(new.commission, new.currency)
     refunded = to_minor(new.refunded_amount, new.currency)
     moved = conn.execute(
@@ -624,6 +635,7 @@ def _apply(conn: Connection, row: Any, new: ConversionState, *, source: str, now
         commission - row.commission_minor,
         source,
         now,
+        reason,
     )
     _add_rollup(
         conn, row, row.status, -1, row.amount_minor - row.refunded_minor, row.commission_minor
@@ -691,6 +703,37 @@ def approve_due_conversions(
     return approved
 
 
+REVIEW_MOVES = ("approved", "rejected")
+
+
+def review_conversion(
+    conn: Connection, conversion_id: str, status: str, *, reason: str, by: str
+) -> Any:
+    """Approve or reject a pending conversion by hand, with the reviewer's reason.
+
+    ``by`` is the source written to the event log (``merchant``, ``operator``).
+    """
+    if status not in REVIEW_MOVES:
+        raise InvalidField("status", "must be approved or rejected")
+    reason = reason.strip()
+    if len(reason) > 500 or any(ord(ch) < 32 for ch in reason):
+        raise InvalidField("reason", "must be at most 500 printable characters")
+    if status == "rejected" and not reason:
+        raise InvalidField("reason", "is required to reject a conversion")
+    row = conn.execute(
+        _BY_ID_LOCKED if conn.dialect.name == "postgresql" else _BY_ID,
+        {"id": conversion_id},
+    ).first()
+    if row is None:
+        raise NotFound("conversion")
+    if row.status != "pending":
+        raise Conflict(f"the conversion is {row.status}; only pending ones are reviewed")
+    new = apply_status(_state(row), status, None)
+    if new is None:  # pragma: no cover - pending → approved/rejected always moves
+        return row
+    return _apply(conn, row, new, source=by, now=utcnow(), reason=reason)
+
+
 def get_conversion(conn: Connection, conversion_id: str) -> Any:
     """Return a conversion row by id."""
     return conn.execute(select(t.conversions).where(t.conversions.c.id == conversion_id)).first()
@@ -718,6 +761,50 @@ def list_conversions(
     if status is not None:
         stmt = stmt.where(t.conversions.c.status == status)
     return [_body(r) for r in conn.execute(stmt)]
+
+
+def search_conversions(
+    conn: Connection,
+    *,
+    program_ids: Sequence[int] | None = None,
+    affiliate_id: int | None = None,
+    status: str | None = None,
+    order_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Return conversions for the portals' lists, newest first, with decimal amounts."""
+    stmt = select(t.conversions).order_by(_c.id.desc()).limit(limit)
+    if program_ids is not None:
+        stmt = stmt.where(_c.program_id.in_(list(program_ids)))
+    if affiliate_id is not None:
+        stmt = stmt.where(_c.affiliate_id == affiliate_id)
+    if status:
+        stmt = stmt.where(_c.status == status)
+    if order_id:
+        stmt = stmt.where(_c.order_id == order_id.strip())
+    if since is not None:
+        stmt = stmt.where(_c.occurred_at >= since)
+    if until is not None:
+        stmt = stmt.where(_c.occurred_at < until)
+    return [
+        {
+            "id": r.id,
+            "program_id": r.program_id,
+            "affiliate_id": r.affiliate_id,
+            "event": r.event,
+            "order_id": r.order_id,
+            "status": r.status,
+            "source": r.source,
+            "currency": r.currency,
+            "amount": from_minor(r.amount_minor, r.currency),
+            "commission": from_minor(r.commission_minor, r.currency),
+            "occurred_at": r.occurred_at,
+            "attribution": r.attribution,
+        }
+        for r in conn.execute(stmt)
+    ]
 
 
 __all__ = [

@@ -466,7 +466,15 @@ def _finish(
         )
         report("logins", 0, len(people))
         for role, email, owner, name in people:
-            create_user(conn, email=email, password=PASSWORD, role=role, owner_id=owner, name=name)
+            create_user(
+                conn,
+                email=email,
+                password=PASSWORD,
+                role=role,
+                owner_id=owner,
+                name=name,
+                member_role="owner" if role == "merchant" else "",
+            )
             logins.append((role, email, PASSWORD))
             report("logins", len(logins), len(people))
     return tuple(keys), tuple(logins)

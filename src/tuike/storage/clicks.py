@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from tuike.domain.tracking import ClickRecord
 from tuike.storage import tables as t
@@ -168,3 +168,13 @@ def add_click_rollups(
     if dialect == "sqlite":
         ordered = [(_sqlite_time(r[0]), *r[1:]) for r in ordered]
     conn.exec_driver_sql(_rollup_sql(dialect), ordered)
+
+
+def latest_click(conn: Connection, program_id: int, since: datetime) -> str | None:
+    """Return the id of a program's newest click since a time (for test conversions)."""
+    return conn.execute(
+        select(t.clicks.c.id)
+        .where(t.clicks.c.program_id == program_id, t.clicks.c.clicked_at >= since)
+        .order_by(t.clicks.c.clicked_at.desc())
+        .limit(1)
+    ).scalar()

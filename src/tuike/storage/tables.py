@@ -42,6 +42,8 @@ merchants = Table(
     Column("timezone", String(64), nullable=False),
     # Prepaid merchants' programs pause themselves when funds plus credit run out.
     Column("prepaid", Boolean, nullable=False, server_default="0"),
+    # pending (signed up, awaiting the operator) | active | banned
+    Column("status", String(16), nullable=False, server_default="active"),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -239,6 +241,8 @@ conversion_events = Table(
     Column("commission_minor", BigInteger, nullable=False),
     Column("commission_delta_minor", BigInteger, nullable=False),
     Column("source", String(16), nullable=False),
+    # Why a person moved it (a merchant's rejection reason, an operator's release note).
+    Column("reason", String(500), nullable=False, server_default=""),
 )
 
 api_keys = Table(
@@ -250,6 +254,8 @@ api_keys = Table(
     Column("role", String(16), nullable=False),
     Column("owner_id", BigInteger),
     Column("name", String(200), nullable=False),
+    # The portal user who created the key (None for keys made by the CLI or the API).
+    Column("user_id", BigInteger, ForeignKey("users.id"), index=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime()),
 )
@@ -263,7 +269,70 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("owner_id", BigInteger),
     Column("name", String(200), nullable=False),
+    # A merchant's users: owner (everything), manager (programs, affiliates, conversions),
+    # analyst (reads only). Empty for affiliates and operators.
+    Column("member_role", String(16), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("locale", String(8), nullable=False, server_default=""),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Portal sessions: the cookie holds a random token, the table only its SHA-256.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime()),
+)
+
+# Login attempts, kept for the rate limit (failures per email and per address in a window).
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_login_attempts_email_at", "email", "at"),
+    Index("ix_login_attempts_ip_at", "ip", "at"),
+)
+
+# Mail the platform sends; the default mailer only writes here and the operator reads it.
+email_outbox = Table(
+    "email_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("to_addr", String(254), nullable=False, index=True),
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Every privileged action, appended in the transaction that made it.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(100), nullable=False),
+    Column("detail", JSON, nullable=False),
 )
 
 idempotency_keys = Table(

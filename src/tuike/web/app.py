@@ -16,6 +16,7 @@ from tuike.config import Settings, get_settings
 from tuike.storage.db import Database
 from tuike.web.api.v1.router import router as api_router
 from tuike.web.errors import install_error_handlers
+from tuike.web.portals import rendering as portal_rendering
 from tuike.web.portals.routes import router as portals_router
 from tuike.web.state import AppState
 from tuike.web.tracking.fastpath import is_click, serve_click
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(tracking_router)
     app.include_router(api_router)
     app.include_router(portals_router)
+    portal_rendering.install(app)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuike.domain.errors import Conflict, Forbidden, InvalidField, NotFound
@@ -18,6 +18,17 @@ def error_response(status: int, message: str, field: str | None = None) -> JSONR
     return JSONResponse({"error": body}, status_code=status)
 
 
+_MACHINE_PATHS = ("/api/", "/c/", "/pb", "/px.gif", "/healthz")
+
+
+def _answer(request: Request, status: int, message: str, field: str | None = None) -> Response:
+    """Answer JSON to machines, and an HTML page to people on portal paths."""
+    render = getattr(request.app.state, "render_error", None)
+    if render is not None and not request.url.path.startswith(_MACHINE_PATHS):
+        return render(request, status, f"{field}: {message}" if field else message)
+    return error_response(status, message, field)
+
+
 class Unauthorized(Exception):
     """A missing, unknown or revoked API key (401)."""
 
@@ -26,20 +37,20 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into JSON errors."""
 
     @app.exception_handler(InvalidField)
-    async def _invalid(_: Request, exc: InvalidField) -> JSONResponse:
-        return error_response(400, exc.message, exc.field)
+    async def _invalid(request: Request, exc: InvalidField) -> Response:
+        return _answer(request, 400, exc.message, exc.field)
 
     @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return error_response(409, exc.message)
+    async def _conflict(request: Request, exc: Conflict) -> Response:
+        return _answer(request, 409, exc.message)
 
     @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return error_response(404, exc.message)
+    async def _not_found(request: Request, exc: NotFound) -> Response:
+        return _answer(request, 404, exc.message)
 
     @app.exception_handler(Forbidden)
-    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return error_response(403, exc.message)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return _answer(request, 403, exc.message)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, __: Unauthorized) -> JSONResponse:
@@ -56,5 +67,5 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, str(first.get("msg", "invalid")), ".".join(loc) or None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return _answer(request, exc.status_code, str(exc.detail))

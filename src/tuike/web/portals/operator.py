@@ -1,0 +1,140 @@
+"""The operator console: system health, merchants and affiliates to approve or ban,
+all programs, the audit log and the mail outbox."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+
+from tuike.domain.errors import NotFound
+from tuike.services import accounts, audit, mail
+from tuike.storage import catalog as repo
+from tuike.storage import tables as t
+from tuike.web.portals import dashboards
+from tuike.web.portals.account import see_other
+from tuike.web.portals.rendering import render
+from tuike.web.portals.session import CsrfChecked, OperatorUser
+from tuike.web.state import get_state
+
+router = APIRouter(prefix="/operator", include_in_schema=False)
+
+
+def health_context(request: Request) -> dict[str, Any]:
+    """Build the system page: click-writer queue and lag, database round trip, counts."""
+    state = get_state(request)
+    started = time.perf_counter()
+    counts: dict[str, int] = {}
+    db_ok = True
+    try:
+        with state.db.read() as conn:
+            for name, table in (
+                ("merchants", t.merchants),
+                ("affiliates", t.affiliates),
+                ("programs", t.programs),
+                ("conversions", t.conversions),
+                ("outbox", t.email_outbox),
+            ):
+                counts[name] = int(
+                    conn.execute(select(func.count()).select_from(table)).scalar_one()
+                )
+            pending = conn.execute(
+                select(func.count())
+                .select_from(t.merchants)
+                .where(t.merchants.c.status == "pending")
+            ).scalar_one()
+    except Exception:  # the page must still show that the database is down
+        db_ok, pending = False, 0
+    db_ms = (time.perf_counter() - started) * 1000
+    writer = state.writer
+    return {
+        "db_ok": db_ok,
+        "db_ms": db_ms,
+        "dialect": state.db.engine.dialect.name,
+        "queue": writer.pending,
+        "queue_limit": state.settings.writer_queue_limit,
+        "lag_ms": writer.lag_seconds * 1000,
+        "written": writer.written,
+        "mode": state.settings.tracker_mode,
+        "counts": counts,
+        "pending_merchants": pending,
+    }
+
+
+@router.get("", response_class=HTMLResponse)
+def system(request: Request, user: OperatorUser) -> Response:
+    """Show system health: click-writer lag and queue depth, the database."""
+    return render(request, "operator/system.html", health_context(request))
+
+
+@router.get("/merchants", response_class=HTMLResponse)
+def merchants(request: Request, user: OperatorUser) -> Response:
+    """List merchants, pending ones first."""
+    with get_state(request).db.read() as conn:
+        rows = conn.execute(
+            select(t.merchants).order_by(t.merchants.c.status != "pending", t.merchants.c.id)
+        ).all()
+    return render(request, "operator/accounts.html", {"kind": "merchant", "rows": rows})
+
+
+@router.get("/affiliates", response_class=HTMLResponse)
+def affiliates(request: Request, user: OperatorUser) -> Response:
+    """List affiliates, newest first."""
+    with get_state(request).db.read() as conn:
+        rows = conn.execute(
+            select(t.affiliates).order_by(t.affiliates.c.id.desc()).limit(500)
+        ).all()
+    return render(request, "operator/accounts.html", {"kind": "affiliate", "rows": rows})
+
+
+@router.post("/{kind}s/{owner_id}/status", dependencies=[CsrfChecked])
+def set_status(
+    request: Request,
+    user: OperatorUser,
+    kind: str,
+    owner_id: int,
+    status: str = Form(...),
+    reason: str = Form(""),
+) -> Response:
+    """Approve, ban or reinstate a merchant or affiliate (audit-logged)."""
+    if kind not in ("merchant", "affiliate"):
+        raise NotFound("page")
+    with get_state(request).db.write() as conn:
+        accounts.set_account_status(conn, kind, owner_id, status, actor=user.ref, reason=reason)
+    return see_other(f"/operator/{kind}s")
+
+
+@router.get("/programs", response_class=HTMLResponse)
+def programs(request: Request, user: OperatorUser) -> Response:
+    """List every program of every merchant."""
+    with get_state(request).db.read() as conn:
+        items = repo.list_programs(conn)
+        names = {m.id: m.name for m in repo.list_merchants(conn)}
+    rows = [
+        {
+            "program": p,
+            "merchant": names.get(p.merchant_id, ""),
+            "commission": dashboards.commission_text(p),
+        }
+        for p in items
+    ]
+    return render(request, "operator/programs.html", {"rows": rows})
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_log(request: Request, user: OperatorUser) -> Response:
+    """Show the audit log of privileged actions."""
+    with get_state(request).db.read() as conn:
+        entries = audit.recent(conn, limit=300, action=request.query_params.get("action") or None)
+    return render(request, "operator/audit.html", {"entries": entries})
+
+
+@router.get("/outbox", response_class=HTMLResponse)
+def outbox(request: Request, user: OperatorUser) -> Response:
+    """Show the mail the platform queued (sign-up, reset and invitation links)."""
+    with get_state(request).db.read() as conn:
+        messages = mail.outbox(conn, to=request.query_params.get("to") or None)
+    return render(request, "operator/outbox.html", {"messages": messages})

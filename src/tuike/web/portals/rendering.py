@@ -24,42 +24,41 @@ from tuike.web.portals.session import (
 from tuike.web.state import get_state
 
 HERE = Path(__file__).parent
-NAV: dict[str, list[tuple[str, str]]] = {
-    # (path, message id) — the labels are translated when rendered.
-    "affiliate": [
-        ("/affiliate", "Dashboard"),
-        ("/affiliate/programs", "Marketplace"),
-        ("/affiliate/links", "Links"),
-        ("/affiliate/reports", "Reports"),
-        ("/affiliate/profile", "Profile"),
-        ("/account/keys", "API keys"),
-    ],
-    "merchant": [
-        ("/merchant", "Dashboard"),
-        ("/merchant/programs", "Programs"),
-        ("/merchant/affiliates", "Affiliates"),
-        ("/merchant/conversions", "Conversions"),
-        ("/merchant/team", "Team"),
-        ("/account/keys", "API keys"),
-    ],
-    "operator": [
-        ("/operator", "System"),
-        ("/operator/merchants", "Merchants"),
-        ("/operator/affiliates", "Affiliates"),
-        ("/operator/programs", "Programs"),
-        ("/operator/audit", "Audit log"),
-        ("/operator/outbox", "Outbox"),
-        ("/account/keys", "API keys"),
-    ],
-}
 
 
-def _gettext_marker(message: str) -> str:
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, do not translate yet"
+    """Mark a message id for extraction; it is translated where it is shown."""
     return message
 
 
-# Message ids used only as data (NAV labels, error keys) are marked for extraction here.
-N_ = _gettext_marker
+NAV: dict[str, list[tuple[str, str]]] = {
+    # (path, message id) — the labels are translated when rendered.
+    "affiliate": [
+        ("/affiliate", N_("Dashboard")),
+        ("/affiliate/programs", N_("Marketplace")),
+        ("/affiliate/links", N_("Links")),
+        ("/affiliate/reports", N_("Reports")),
+        ("/affiliate/profile", N_("Profile")),
+        ("/account/keys", N_("API keys")),
+    ],
+    "merchant": [
+        ("/merchant", N_("Dashboard")),
+        ("/merchant/programs", N_("Programs")),
+        ("/merchant/affiliates", N_("Affiliates")),
+        ("/merchant/conversions", N_("Conversions")),
+        ("/merchant/team", N_("Team")),
+        ("/account/keys", N_("API keys")),
+    ],
+    "operator": [
+        ("/operator", N_("System")),
+        ("/operator/merchants", N_("Merchants")),
+        ("/operator/affiliates", N_("Affiliates")),
+        ("/operator/programs", N_("Programs")),
+        ("/operator/audit", N_("Audit log")),
+        ("/operator/outbox", N_("Outbox")),
+        ("/account/keys", N_("API keys")),
+    ],
+}
 
 
 def locale_of(request: Request) -> str:

@@ -26,7 +26,7 @@ from tuike.web.state import get_state
 HERE = Path(__file__).parent
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, do not translate yet"
+def N_(message: str) -> str:
     """Mark a message id for extraction; it is translated where it is shown."""
     return message
 

@@ -1,0 +1,414 @@
+"""The authorization matrix: every portal and API route, tried as six callers.
+
+Callers: anonymous, affiliate A, affiliate B, merchant A, merchant B and the operator.
+Every case targets A's things (merchant A's program, affiliate A's link, membership,
+conversion and key). A denied case must answer 401, 403 or 404 and, when it is a write,
+leave every table unchanged. Allowed reads must answer; allowed writes are exercised by
+the functional tests (running them here would change what the next case sees). A route
+missing from the table below fails the test, so a new route cannot skip the matrix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from factories.http import bearer, click, convert, snapshot
+from factories.portal import make_user
+from factories.world import make_world
+from tuike.services import auth, keys
+from tuike.services.users import find_user
+from tuike.storage import catalog as repo
+
+ROLES = ("anon", "affA", "affB", "merchA", "merchB", "op")
+KEYED = ROLES[1:]
+AFF, MERCH = ("affA", "affB"), ("merchA", "merchB")
+PUBLIC = "public"
+
+
+def _walk(routes: Any) -> Any:
+    for route in routes:
+        if getattr(route, "methods", None):
+            yield route
+        elif hasattr(route, "effective_route_contexts"):
+            yield from route.effective_route_contexts()
+
+
+def app_routes(app: Any) -> set[tuple[str, str]]:
+    """Return every (method, path template) the application serves."""
+    out = set()
+    for route in _walk(app.router.routes):
+        for method in set(route.methods) - {"HEAD"}:
+            out.add((method, route.path))
+    return out
+
+
+@pytest.fixture
+def matrix_world(db: Any, client: Any) -> dict[str, Any]:
+    w = make_world(db)
+    conv = convert(client, w.program_key, "MX-1", click(client, w.link.code), amount="100.00")
+    with db.write() as conn:
+        other_merchant = repo.get_program(conn, w.other_program.id).merchant_id
+        merch_b_key = keys.create_key(conn, role="merchant", owner_id=other_merchant, name="b")
+        membership = repo.get_membership(conn, w.program.id, w.affiliate_id)
+    emails = {
+        "affA": make_user(db, "affiliate", w.affiliate_id, "affa@example.com"),
+        "affB": make_user(db, "affiliate", w.other_affiliate_id, "affb@example.com"),
+        "merchA": make_user(db, "merchant", w.merchant_id, "mercha@example.com"),
+        "merchB": make_user(db, "merchant", other_merchant, "merchb@example.com"),
+        "op": make_user(db, "operator", None, "op@example.com"),
+    }
+    sessions, user_ids = {}, {}
+    with db.write() as conn:
+        for role, email in emails.items():
+            user = find_user(conn, email)
+            user_ids[role] = user.id
+            sessions[role] = auth.create_session(conn, user, timedelta(hours=1))
+        key_a = keys.create_key(
+            conn, role="affiliate", owner_id=w.affiliate_id, name="mine", user_id=user_ids["affA"]
+        )
+        key_a_id = keys.list_keys(conn, user_id=user_ids["affA"])[0].id
+    assert key_a
+    return {
+        "w": w,
+        "conversion": conv["conversion_id"],
+        "membership": membership.id,
+        "sessions": sessions,
+        "user_ids": user_ids,
+        "api_keys": {
+            "affA": w.affiliate_key,
+            "affB": w.other_affiliate_key,
+            "merchA": w.merchant_key,
+            "merchB": merch_b_key,
+            "op": w.operator_key,
+        },
+        "key_a": key_a_id,
+    }
+
+
+def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
+    """(method, template, concrete path, body, allowed roles or PUBLIC) for every route."""
+    w = m["w"]
+    p, link, aff = w.program.id, w.link, w.affiliate_id
+    conv, mem, mid = m["conversion"], m["membership"], w.merchant_id
+    a = "/api/v1"
+    merch_a_user = m["user_ids"]["merchA"]
+    return [
+        # public pages, tracker and API documents
+        ("GET", "/", "/", None, PUBLIC),
+        ("GET", "/healthz", "/healthz", None, PUBLIC),
+        ("GET", "/c/{code}", f"/c/{link.code}", None, PUBLIC),
+        ("GET", "/pb", "/pb", None, PUBLIC),
+        ("GET", "/px.gif", "/px.gif", None, PUBLIC),
+        ("GET", f"{a}/openapi.json", f"{a}/openapi.json", None, PUBLIC),
+        ("GET", f"{a}/docs", f"{a}/docs", None, PUBLIC),
+        ("GET", "/docs/oauth2-redirect", "/docs/oauth2-redirect", None, PUBLIC),
+        ("GET", "/login", "/login", None, PUBLIC),
+        ("POST", "/login", "/login", None, PUBLIC),
+        ("POST", "/logout", "/logout", None, PUBLIC),
+        ("POST", "/lang", "/lang", None, PUBLIC),
+        ("GET", "/signup/affiliate", "/signup/affiliate", None, PUBLIC),
+        ("POST", "/signup/affiliate", "/signup/affiliate", None, PUBLIC),
+        ("GET", "/signup/merchant", "/signup/merchant", None, PUBLIC),
+        ("POST", "/signup/merchant", "/signup/merchant", None, PUBLIC),
+        ("GET", "/password/forgot", "/password/forgot", None, PUBLIC),
+        ("POST", "/password/forgot", "/password/forgot", None, PUBLIC),
+        ("GET", "/password/reset/{token}", "/password/reset/x", None, PUBLIC),
+        ("POST", "/password/reset/{token}", "/password/reset/x", None, PUBLIC),
+        # portal: any signed-in user
+        ("GET", "/account/keys", "/account/keys", None, KEYED),
+        ("POST", "/account/keys", "/account/keys", {"name": "k"}, KEYED),
+        (
+            "POST",
+            "/account/keys/{key_id}/revoke",
+            f"/account/keys/{m['key_a']}/revoke",
+            {},
+            ("affA",),
+        ),
+        # affiliate portal
+        ("GET", "/affiliate", "/affiliate", None, AFF),
+        ("GET", "/affiliate/programs", "/affiliate/programs", None, AFF),
+        (
+            "POST",
+            "/affiliate/programs/{program_id}/apply",
+            f"/affiliate/programs/{p}/apply",
+            {},
+            AFF,
+        ),
+        ("GET", "/affiliate/links", "/affiliate/links", None, AFF),
+        ("POST", "/affiliate/links", "/affiliate/links", {"program_id": str(p)}, AFF),
+        (
+            "GET",
+            "/affiliate/links/{code}/qr.{kind}",
+            f"/affiliate/links/{link.code}/qr.svg",
+            None,
+            ("affA",),
+        ),
+        ("GET", "/affiliate/reports", "/affiliate/reports", None, AFF),
+        ("GET", "/affiliate/profile", "/affiliate/profile", None, AFF),
+        ("POST", "/affiliate/profile", "/affiliate/profile", {"name": "x"}, AFF),
+        ("POST", "/affiliate/channels", "/affiliate/channels", {"kind": "blog"}, AFF),
+        # merchant console
+        ("GET", "/merchant", "/merchant", None, MERCH),
+        ("GET", "/merchant/programs", "/merchant/programs", None, MERCH),
+        ("GET", "/merchant/programs/{program_id}", f"/merchant/programs/{p}", None, ("merchA",)),
+        (
+            "POST",
+            "/merchant/programs/{program_id}",
+            f"/merchant/programs/{p}",
+            {"name": "x"},
+            ("merchA",),
+        ),
+        ("GET", "/merchant/affiliates", "/merchant/affiliates", None, MERCH),
+        (
+            "POST",
+            "/merchant/memberships/{membership_id}",
+            f"/merchant/memberships/{mem}",
+            {"status": "banned", "reason": "r"},
+            ("merchA",),
+        ),
+        ("GET", "/merchant/conversions", "/merchant/conversions", None, MERCH),
+        (
+            "POST",
+            "/merchant/conversions/review",
+            "/merchant/conversions/review",
+            {"ids": conv, "action": "rejected", "reason": "r"},
+            ("merchA",),
+        ),
+        (
+            "GET",
+            "/merchant/programs/{program_id}/integration",
+            f"/merchant/programs/{p}/integration",
+            None,
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/keys",
+            f"/merchant/programs/{p}/keys",
+            {"name": "k"},
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/test-conversion",
+            f"/merchant/programs/{p}/test-conversion",
+            {"amount": "1.00"},
+            ("merchA",),
+        ),
+        ("GET", "/merchant/team", "/merchant/team", None, MERCH),
+        ("POST", "/merchant/team", "/merchant/team", {"email": "n@example.com"}, MERCH),
+        (
+            "POST",
+            "/merchant/team/{user_id}",
+            f"/merchant/team/{merch_a_user}",
+            {"member_role": "analyst"},
+            ("merchA",),
+        ),
+        # operator console
+        ("GET", "/operator", "/operator", None, ("op",)),
+        ("GET", "/operator/merchants", "/operator/merchants", None, ("op",)),
+        ("GET", "/operator/affiliates", "/operator/affiliates", None, ("op",)),
+        (
+            "POST",
+            "/operator/{kind}s/{owner_id}/status",
+            f"/operator/merchants/{mid}/status",
+            {"status": "banned", "reason": "r"},
+            ("op",),
+        ),
+        ("GET", "/operator/programs", "/operator/programs", None, ("op",)),
+        ("GET", "/operator/audit", "/operator/audit", None, ("op",)),
+        ("GET", "/operator/outbox", "/operator/outbox", None, ("op",)),
+        # REST API (keys); list routes answer every key with its own slice
+        ("GET", f"{a}/me", f"{a}/me", None, KEYED),
+        ("POST", f"{a}/keys", f"{a}/keys", {"role": "affiliate", "owner_id": aff}, ("op",)),
+        ("GET", f"{a}/merchants", f"{a}/merchants", None, (*MERCH, "op")),
+        ("POST", f"{a}/merchants", f"{a}/merchants", {"name": "X"}, ("op",)),
+        ("GET", f"{a}/programs", f"{a}/programs", None, KEYED),
+        (
+            "POST",
+            f"{a}/programs",
+            f"{a}/programs",
+            {"name": "X", "landing_url": "https://x.example/", "commission_plan": {}},
+            (*MERCH, "op"),
+        ),
+        ("GET", f"{a}/programs/{{program_id}}", f"{a}/programs/{p}", None, (*AFF, "merchA", "op")),
+        (
+            "PATCH",
+            f"{a}/programs/{{program_id}}",
+            f"{a}/programs/{p}",
+            {"name": "R"},
+            ("merchA", "op"),
+        ),
+        ("GET", f"{a}/affiliates", f"{a}/affiliates", None, KEYED),
+        (
+            "POST",
+            f"{a}/affiliates",
+            f"{a}/affiliates",
+            {"name": "X", "email": "x@example.com"},
+            ("op",),
+        ),
+        (
+            "GET",
+            f"{a}/affiliates/{{affiliate_id}}",
+            f"{a}/affiliates/{aff}",
+            None,
+            ("affA", *MERCH, "op"),
+        ),
+        (
+            "POST",
+            f"{a}/affiliates/{{affiliate_id}}/channels",
+            f"{a}/affiliates/{aff}/channels",
+            {"kind": "blog", "name": "b", "url": "u"},
+            ("affA", "op"),
+        ),
+        ("GET", f"{a}/memberships", f"{a}/memberships", None, KEYED),
+        (
+            "POST",
+            f"{a}/programs/{{program_id}}/memberships",
+            f"{a}/programs/{p}/memberships",
+            {},
+            (*AFF, "op"),
+        ),
+        (
+            "PATCH",
+            f"{a}/memberships/{{membership_id}}",
+            f"{a}/memberships/{mem}",
+            {"status": "banned"},
+            ("merchA", "op"),
+        ),
+        (
+            "GET",
+            f"{a}/programs/{{program_id}}/creatives",
+            f"{a}/programs/{p}/creatives",
+            None,
+            (*AFF, "merchA", "op"),
+        ),
+        (
+            "POST",
+            f"{a}/programs/{{program_id}}/creatives",
+            f"{a}/programs/{p}/creatives",
+            {"kind": "text", "name": "T"},
+            ("merchA", "op"),
+        ),
+        ("GET", f"{a}/links", f"{a}/links", None, KEYED),
+        ("POST", f"{a}/links", f"{a}/links", {"program_id": p}, (*AFF, "op")),
+        (
+            "PATCH",
+            f"{a}/links/{{link_id}}",
+            f"{a}/links/{link.id}",
+            {"status": "paused"},
+            ("affA", "merchA", "op"),
+        ),
+        ("GET", f"{a}/coupons", f"{a}/coupons", None, KEYED),
+        (
+            "POST",
+            f"{a}/coupons",
+            f"{a}/coupons",
+            {"program_id": p, "affiliate_id": aff, "code": "NEW"},
+            ("merchA", "op"),
+        ),
+        ("POST", f"{a}/conversions", f"{a}/conversions", {"order_id": "X", "amount": "1"}, ()),
+        ("GET", f"{a}/conversions", f"{a}/conversions", None, KEYED),
+        (
+            "GET",
+            f"{a}/conversions/{{conversion_id}}",
+            f"{a}/conversions/{conv}",
+            None,
+            ("affA", "merchA", "op"),
+        ),
+        ("GET", f"{a}/reports", f"{a}/reports", None, KEYED),
+        # the ledger routes read A's books: only affiliate A and the operator may
+        *(
+            (
+                "GET",
+                f"{a}/{route}",
+                f"{a}/{route}?owner_type=affiliate&owner_id={aff}",
+                None,
+                ("affA", "op"),
+            )
+            for route in ("balances", "ledger/lines", "statements")
+        ),
+        ("GET", f"{a}/notifications", f"{a}/notifications", None, (*MERCH, "op")),
+        (
+            "POST",
+            f"{a}/merchants/{{merchant_id}}/top-ups",
+            f"{a}/merchants/{mid}/top-ups",
+            {"amount": "10.00", "currency": "CNY", "reference": "T-1"},
+            ("op",),
+        ),
+        (
+            "PATCH",
+            f"{a}/merchants/{{merchant_id}}/funding",
+            f"{a}/merchants/{mid}/funding",
+            {"prepaid": True},
+            ("op",),
+        ),
+        ("GET", f"{a}/fx-rates", f"{a}/fx-rates", None, (*MERCH, "op")),
+        (
+            "POST",
+            f"{a}/fx-rates",
+            f"{a}/fx-rates",
+            {"base": "USD", "quote": "CNY", "rate": "7.1"},
+            ("op",),
+        ),
+    ]
+
+
+def _csrf(secret: str, basis: str) -> str:
+    return hmac.new(secret.encode(), basis.encode(), hashlib.sha256).hexdigest()
+
+
+def _send(client: Any, settings: Any, m: dict, role: str, method: str, path: str, body: Any) -> Any:
+    client.cookies.clear()
+    if path.startswith("/api/"):
+        headers = bearer(m["api_keys"][role]) if role != "anon" else {}
+        return client.request(method, path, json=body, headers=headers)
+    if role == "anon":
+        client.cookies.set("tk_anon", "matrix-anon")
+        token = _csrf(settings.secret_key, "a:matrix-anon")
+    else:
+        raw = m["sessions"][role]
+        client.cookies.set("tk_session", raw)
+        token = _csrf(settings.secret_key, f"s:{raw}")
+    if method == "GET":
+        return client.get(path)
+    return client.post(path, data={**(body or {}), "csrf": token})
+
+
+def test_every_route_is_in_the_matrix(client, matrix_world):
+    listed = {(method, template.split("?")[0]) for method, template, *_ in cases(matrix_world)}
+    served = app_routes(client.app)
+    assert served - listed == set(), "add these routes to the authorization matrix"
+    assert listed - served == set(), "the matrix lists routes that do not exist"
+
+
+def test_denied_callers_get_401_403_or_404_and_change_nothing(db, client, settings, matrix_world):
+    m = matrix_world
+    tried = denied = 0
+    for method, _template, path, body, allowed in cases(m):
+        if allowed == PUBLIC:
+            continue
+        for role in ROLES:
+            if role in allowed:
+                if method != "GET":
+                    continue  # allowed writes: see the functional tests
+                r = _send(client, settings, m, role, method, path, body)
+                assert r.status_code < 400, (role, method, path, r.status_code, r.text[:300])
+                tried += 1
+                continue
+            before = snapshot(db) if method != "GET" else None
+            r = _send(client, settings, m, role, method, path, body)
+            expected = {401} if role == "anon" else {403, 404}
+            assert r.status_code in expected, (role, method, path, r.status_code, r.text[:300])
+            if before is not None:
+                assert snapshot(db) == before, (role, method, path)
+            tried += 1
+            denied += 1
+    protected = [c for c in cases(m) if c[4] != PUBLIC]
+    print(f"matrix: {len(protected)} protected routes x {len(ROLES)} callers, {denied} denied")
+    assert denied == sum(len(ROLES) - len(c[4]) for c in protected)

@@ -171,12 +171,23 @@ def get_affiliate(conn: Connection, affiliate_id: int) -> Affiliate | None:
     return affiliate_from_row(row, [channel_from_row(c) for c in chans])
 
 
-def list_affiliates(conn: Connection, ids: Sequence[int] | None = None) -> list[Affiliate]:
-    """Return affiliates (without channels), all or those with the given ids."""
+def list_affiliates(
+    conn: Connection, ids: Sequence[int] | None = None, *, with_channels: bool = False
+) -> list[Affiliate]:
+    """Return affiliates, all or those with the given ids (channels in one more query)."""
     stmt = select(t.affiliates).order_by(t.affiliates.c.id)
     if ids is not None:
         stmt = stmt.where(t.affiliates.c.id.in_(list(ids)))
-    return [affiliate_from_row(r) for r in conn.execute(stmt)]
+    rows = conn.execute(stmt).all()
+    if not with_channels:
+        return [affiliate_from_row(r) for r in rows]
+    chans: dict[int, list[Channel]] = {}
+    query = select(t.channels).order_by(t.channels.c.id)
+    if ids is not None:
+        query = query.where(t.channels.c.affiliate_id.in_(list(ids)))
+    for c in conn.execute(query):
+        chans.setdefault(c.affiliate_id, []).append(channel_from_row(c))
+    return [affiliate_from_row(r, chans.get(r.id, ())) for r in rows]
 
 
 def get_membership(conn: Connection, program_id: int, affiliate_id: int) -> Membership | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import Request
@@ -22,6 +22,8 @@ class AppState:
     links: LinkCache
     uniques: UniqueFilter
     writer: ClickWriter
+    # Figures pages may show a little stale (the marketplace's network EPC), by key.
+    cache: dict[str, tuple[float, object]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> AppState:

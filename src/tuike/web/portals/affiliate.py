@@ -66,7 +66,12 @@ def marketplace_context(request: Request, user: Any) -> dict[str, Any]:
     q = dashboards.parse_range({}, state.settings.default_timezone)
     with state.db.read() as conn:
         programs = [p for p in repo.list_programs(conn) if p.active]
-        stats = dashboards.offer_stats(conn, q)
+        stats = dashboards.cached(
+            state.cache,
+            f"offers:{q.start}:{q.end}",
+            dashboards.OFFER_STATS_TTL,
+            lambda: dashboards.offer_stats(conn, q),
+        )
         mine = {
             m.program_id: m.status for m in repo.list_memberships(conn, affiliate_id=user.owner_id)
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
@@ -38,7 +39,11 @@ def performance(
     conn: Connection, q: reports.ReportQuery, scope: Scope, *, merchant_view: bool
 ) -> dict[str, Any]:
     """Return the totals of a range and one point per day for the charts."""
-    rows = reports.run_report(conn, q, scope, merchant_view=merchant_view)
+    return performance_of(reports.run_report(conn, q, scope, merchant_view=merchant_view), q)
+
+
+def performance_of(rows: list[dict[str, Any]], q: reports.ReportQuery) -> dict[str, Any]:
+    """Return totals and daily series from report rows grouped by day (and maybe more)."""
     days = [(q.start + timedelta(days=i)).isoformat() for i in range((q.end - q.start).days + 1)]
     clicks: dict[str, int] = defaultdict(int)
     conversions: dict[str, int] = defaultdict(int)
@@ -122,6 +127,51 @@ def commission_text(program: Program) -> str:
     for event, amount in base.fixed.items():
         parts.append(f"{event} {amount} {program.currency}")
     return " · ".join(parts) or "–"
+
+
+def by_affiliate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fold report rows grouped by (day, affiliate) into one row per affiliate and currency."""
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["affiliate"], row["currency"])
+        acc = out.setdefault(
+            key,
+            {
+                "affiliate": row["affiliate"],
+                "affiliate_name": row.get("affiliate_name", ""),
+                "currency": row["currency"],
+                "clicks": 0,
+                "conversions": 0,
+                "amount": Decimal(0),
+                "commission": Decimal(0),
+            },
+        )
+        acc["clicks"] += row["clicks"]
+        acc["conversions"] += row["conversions"]
+        acc["amount"] += Decimal(row["amount"])
+        acc["commission"] += Decimal(row["commission"])
+    for acc in out.values():
+        commission = acc["commission"]
+        acc["roi"] = (
+            ((acc["amount"] - commission) / commission).quantize(Decimal("0.01"))
+            if commission
+            else None
+        )
+    return list(out.values())
+
+
+OFFER_STATS_TTL = 300.0  # seconds: the marketplace's network figures may be this stale
+
+
+def cached(cache: dict[str, tuple[float, Any]], key: str, ttl: float, compute: Any) -> Any:
+    """Return ``compute()``, reusing a value computed less than ``ttl`` seconds ago."""
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    value = compute()
+    cache[key] = (now + ttl, value)
+    return value
 
 
 def offer_stats(conn: Connection, q: reports.ReportQuery) -> dict[int, dict[str, Any]]:

@@ -1,0 +1,169 @@
+"""The portals in a real browser (Debian's chromium through Playwright) on `tuike serve`.
+
+An affiliate signs up, joins a program, builds a link and the test clicks it; the merchant
+approves the affiliate, sends a test conversion from the integration page and approves it;
+the affiliate's dashboard shows the commission; both switch language. A screenshot of
+each main page goes to tests/e2e/artifacts/ (ignored by git) for review.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from factories.portal import PASSWORD, make_user
+from tuike.services import catalog as svc
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_affiliate_and_merchant_run_the_whole_loop_in_the_browser(db, server, browser, request):
+    tag = request.node.callspec.id
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = server.base_url
+
+    def shot(page, name: str) -> None:
+        page.screenshot(path=str(ARTIFACTS / f"{tag}-{name}.png"), full_page=True)
+
+    with db.write() as conn:
+        merchant = svc.create_merchant(conn, name="星海商城", timezone="Asia/Shanghai")
+        program = svc.create_program(
+            conn,
+            merchant_id=merchant.id,
+            currency="CNY",
+            name="星海 CPS",
+            landing_url=f"{base}/",
+            allowed_domains=["127.0.0.1"],
+            fallback_url=None,
+            cookie_days=30,
+            lock_days=15,
+            commission_plan={"cps_percent": "10"},
+            category="beauty",
+        )
+    make_user(db, "merchant", merchant.id, "boss@example.com")
+    make_user(db, "operator", None, "op@example.com")
+
+    aff = browser.new_context(locale="en-US").new_page()
+    boss = browser.new_context(locale="en-US").new_page()
+
+    # The affiliate signs up, declaring an IM group.
+    aff.goto(f"{base}/signup/affiliate")
+    shot(aff, "signup")
+    aff.fill("#name", "小美")
+    aff.fill("#email", "xiaomei@example.com")
+    aff.fill("#password", PASSWORD)
+    aff.select_option("select[name=channel_kind]", "im")
+    aff.fill("input[name=channel_name]", "数码好物群")
+    aff.fill("input[name=channel_url]", "wx-123")
+    aff.click("text=Create account")
+    aff.wait_for_url(f"{base}/affiliate/programs")
+    shot(aff, "marketplace")
+    aff.locator('tr[data-program="星海 CPS"] button:has-text("Apply")').click()
+    aff.wait_for_url(f"{base}/affiliate/programs")
+    assert "applied" in aff.locator('tr[data-program="星海 CPS"]').inner_text()
+
+    # The merchant approves the application.
+    boss.goto(f"{base}/login")
+    boss.fill("#email", "boss@example.com")
+    boss.fill("#password", PASSWORD)
+    boss.click("form[data-testid=login-form] button")
+    boss.wait_for_url(f"{base}/merchant")
+    boss.goto(f"{base}/merchant/affiliates")
+    shot(boss, "merchant-affiliates")
+    assert "数码好物群" in boss.locator('tr[data-affiliate="小美"]').inner_text()
+    boss.locator('tr[data-affiliate="小美"] button:has-text("Approve")').click()
+    boss.wait_for_url(re.compile(r".*/merchant/affiliates$"))
+
+    # The affiliate builds a link with a sub id; the test clicks it.
+    aff.goto(f"{base}/affiliate/links")
+    aff.fill("#sub1", "group-7")
+    aff.click("text=Create the link")
+    aff.wait_for_selector("[data-testid=new-link]")
+    shot(aff, "links")
+    url = aff.locator("[data-testid=new-link] [data-testid=tracking-url]").inner_text()
+    assert url.startswith(f"{base}/c/")
+    # A phone browser, not the headless agent (which counts as a bot and is filtered).
+    visitor = browser.new_context(user_agent=PHONE).new_page()
+    visitor.goto(url)
+    click_id = re.search(r"tk_click=([0-9A-Z]{26})", visitor.url).group(1)
+
+    # The merchant sends a test conversion from the integration page.
+    boss.goto(f"{base}/merchant/programs/{program.id}/integration")
+    shot(boss, "integration")
+    assert boss.input_value("#click_id") == click_id
+    boss.fill("#amount", "300.00")
+    boss.click("form[data-testid=test-form] button")
+    result = boss.locator("[data-testid=test-result]")
+    assert "attributed" in result.inner_text() and "30.00" in result.inner_text()
+
+    # The affiliate sees the pending commission.
+    aff.goto(f"{base}/affiliate")
+    assert "30.00" in aff.locator("[data-testid=pending-CNY]").inner_text()
+    assert aff.locator("[data-testid=clicks]").inner_text() == "1"
+    assert aff.locator("[data-testid=conversions]").inner_text() == "1"
+    shot(aff, "dashboard")
+
+    # The merchant approves it; it becomes available to the affiliate.
+    boss.goto(f"{base}/merchant/conversions")
+    boss.locator("input[name=ids]").first.check()
+    boss.click("text=Approve ticked")
+    boss.wait_for_selector("[data-testid=reviewed]")
+    assert "approved" in boss.locator("[data-testid=status]").first.inner_text()
+    shot(boss, "conversions")
+    boss.goto(f"{base}/merchant")
+    shot(boss, "merchant-dashboard")
+    aff.goto(f"{base}/affiliate")
+    assert "30.00" in aff.locator("[data-testid=available-CNY]").inner_text()
+
+    # Both switch to Chinese.
+    for page, who in ((aff, "affiliate"), (boss, "merchant")):
+        page.click("[data-testid=lang-switcher] button:has-text('简体中文')")
+        page.wait_for_load_state()
+        assert "概览" in page.locator("[data-testid=nav]").inner_text()
+        shot(page, f"{who}-zh")
+    assert "¥30.00" in aff.locator("[data-testid=available-CNY]").inner_text()
+
+    # The operator's console.
+    op = browser.new_context(locale="zh-CN").new_page()
+    op.goto(f"{base}/login")
+    op.fill("#email", "op@example.com")
+    op.fill("#password", PASSWORD)
+    op.click("form[data-testid=login-form] button")
+    op.wait_for_url(f"{base}/operator")
+    shot(op, "operator-system")
+    op.goto(f"{base}/operator/audit")
+    assert "conversions.approved" in op.content()
+    shot(op, "operator-audit")
+
+
+def teardown_module() -> None:
+    # Keep the newest screenshots only: no stale pages from an earlier run.
+    if ARTIFACTS.exists() and not any(ARTIFACTS.iterdir()):
+        shutil.rmtree(ARTIFACTS)

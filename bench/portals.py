@@ -75,16 +75,19 @@ def _demo_database() -> str:
     return url
 
 
-def _time(client, path: str, rounds: int) -> list[float]:
-    for _ in range(2):
-        assert client.get(path).status_code == 200, path
+def _time(client, path: str, rounds: int) -> tuple[float, list[float]]:
+    client.app.state.tuike.cache.clear()  # the first call computes cached figures
+    started = time.perf_counter()
+    assert client.get(path).status_code == 200, path
+    first = (time.perf_counter() - started) * 1000
+    assert client.get(path).status_code == 200, path
     out = []
     for _ in range(rounds):
         started = time.perf_counter()
         r = client.get(path)
         out.append((time.perf_counter() - started) * 1000)
         assert r.status_code == 200, (path, r.status_code)
-    return out
+    return first, out
 
 
 def main() -> None:
@@ -102,7 +105,7 @@ def main() -> None:
     settings = Settings(database_url=url, approve_interval_seconds=0, writer_process=False)
     rows = []
     with TestClient(create_app(settings), follow_redirects=False) as client:
-        base = statistics.median(_time(client, "/healthz", args.rounds))
+        base = statistics.median(_time(client, "/healthz", args.rounds)[1])
         for role, (email, paths) in PAGES.items():
             client.cookies.clear()
             assert login(client, email, PASSWORD).status_code == 303, email
@@ -113,18 +116,22 @@ def main() -> None:
                 path = path.format(pid=pid)
                 for lang in ("en", "zh_CN"):
                     client.cookies.set("tk_lang", lang)
-                    times = sorted(_time(client, path, args.rounds))
+                    first, times = _time(client, path, args.rounds)
+                    times.sort()
                     p90 = times[int(len(times) * 0.9) - 1]
-                    rows.append((path, lang, statistics.median(times), p90))
+                    rows.append((path, lang, first, statistics.median(times), p90))
     print(
         f"database: {url.split('///')[0]}  rounds: {args.rounds}  /healthz median: {base:.1f} ms\n"
     )
-    print("| page | language | median | p90 | vs /healthz |")
-    print("|---|---|---|---|---|")
-    for path, lang, median, p90 in rows:
-        print(f"| `{path}` | {lang} | {median:.1f} ms | {p90:.1f} ms | {median / base:.0f}× |")
-    worst = max(rows, key=lambda r: r[3])
-    print(f"\nslowest p90: {worst[0]} ({worst[1]}) {worst[3]:.1f} ms")
+    print("| page | language | first call | median | p90 | median vs /healthz |")
+    print("|---|---|---|---|---|---|")
+    for path, lang, first, median, p90 in rows:
+        print(
+            f"| `{path}` | {lang} | {first:.1f} ms | {median:.1f} ms | {p90:.1f} ms "
+            f"| {median / base:.0f}× |"
+        )
+    worst = max(rows, key=lambda r: max(r[2], r[4]))
+    print(f"\nslowest: {worst[0]} ({worst[1]}) first {worst[2]:.1f} ms, p90 {worst[4]:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def see_other(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
-def _error_text(request: Request, exc: Exception) -> str:
+def error_text(request: Request, exc: Exception) -> str:
     _ = gettext_for(request)
     if isinstance(exc, InvalidField):
         return f"{_(exc.field)}: {exc.message}"
@@ -180,7 +180,7 @@ def affiliate_signup(
                 locale=locale_of(request),
             )
     except (InvalidField, Conflict) as exc:
-        context = _signup_context(request, "affiliate", form, _error_text(request, exc))
+        context = _signup_context(request, "affiliate", form, error_text(request, exc))
         return render(request, "signup.html", context, 400)
     response = see_other("/affiliate/programs")
     start_session(request, response, user)
@@ -217,7 +217,7 @@ def merchant_signup(
                 locale=locale_of(request),
             )
     except (InvalidField, Conflict) as exc:
-        context = _signup_context(request, "merchant", form, _error_text(request, exc))
+        context = _signup_context(request, "merchant", form, error_text(request, exc))
         return render(request, "signup.html", context, 400)
     response = see_other("/merchant")
     start_session(request, response, user)
@@ -262,7 +262,7 @@ def reset(request: Request, token: str, password: str = Form("")) -> Response:
         context = {
             "token": token,
             "valid": exc.field != "token",
-            "error": _error_text(request, exc),
+            "error": error_text(request, exc),
         }
         return render(request, "password_reset.html", context, 400)
     response = see_other(HOME[user.role])

@@ -15,7 +15,7 @@ from tuike.services import accounts, catalog, conversions, ledger, reports
 from tuike.storage import catalog as repo
 from tuike.storage.reports import Scope
 from tuike.web.portals import dashboards
-from tuike.web.portals.account import _error_text, see_other
+from tuike.web.portals.account import error_text, see_other
 from tuike.web.portals.rendering import gettext_for, render
 from tuike.web.portals.session import AffiliateUser, CsrfChecked
 from tuike.web.state import get_state
@@ -191,7 +191,7 @@ def build_link(
                 subs=[sub1, sub2, sub3],
             )
     except (InvalidField, Conflict) as exc:
-        context = links_context(request, user, error=_error_text(request, exc), form=form)
+        context = links_context(request, user, error=error_text(request, exc), form=form)
         return render(request, "affiliate/links.html", context, 400)
     return see_other(f"/affiliate/links?new={link.code}")
 
@@ -312,7 +312,7 @@ def save_profile(
                 actor=user.ref,
             )
     except (InvalidField, Conflict) as exc:
-        context = profile_context(request, user, error=_error_text(request, exc))
+        context = profile_context(request, user, error=error_text(request, exc))
         return render(request, "affiliate/profile.html", context, 400)
     return render(
         request, "affiliate/profile.html", profile_context(request, user, flash=_("Saved."))
@@ -332,6 +332,6 @@ def add_channel(
         with get_state(request).db.write() as conn:
             catalog.add_channel(conn, user.owner_id, kind=kind, name=name, url=url)
     except InvalidField as exc:
-        context = profile_context(request, user, error=_error_text(request, exc))
+        context = profile_context(request, user, error=error_text(request, exc))
         return render(request, "affiliate/profile.html", context, 400)
     return see_other("/affiliate/profile")

@@ -21,7 +21,7 @@ from tuike.storage import catalog as repo
 from tuike.storage.clicks import latest_click
 from tuike.storage.reports import Scope
 from tuike.web.portals import dashboards
-from tuike.web.portals.account import _error_text, see_other
+from tuike.web.portals.account import error_text, see_other
 from tuike.web.portals.affiliate import _labels
 from tuike.web.portals.rendering import gettext_for, render
 from tuike.web.portals.session import CsrfChecked, MerchantUser, MerchantWriter
@@ -178,7 +178,7 @@ def save_program(
             updated = catalog.update_program(conn, program, **fields)
             audit.record(conn, user.ref, "program.update", f"program:{program.id}")
     except (InvalidField, Conflict) as exc:
-        context = program_context(program, error=_error_text(request, exc), form=form)
+        context = program_context(program, error=error_text(request, exc), form=form)
         return render(request, "merchant/program.html", context, 400)
     return render(request, "merchant/program.html", program_context(updated, flash=_("Saved.")))
 
@@ -474,7 +474,7 @@ def test_conversion(
                 conversion_id=result.body["conversion_id"],
             )
     except (InvalidField, Conflict) as exc:
-        context = integration_context(request, user, program_id, error=_error_text(request, exc))
+        context = integration_context(request, user, program_id, error=error_text(request, exc))
         return render(request, "merchant/integration.html", context, 400)
     context = integration_context(request, user, program_id, result=result.body)
     return render(request, "merchant/integration.html", context)
@@ -519,7 +519,7 @@ def invite(
         return render(
             request,
             "merchant/team.html",
-            team_context(request, user, error=_error_text(request, exc)),
+            team_context(request, user, error=error_text(request, exc)),
             400,
         )
     return render(
@@ -545,7 +545,7 @@ def set_member(
         return render(
             request,
             "merchant/team.html",
-            team_context(request, user, error=_error_text(request, exc)),
+            team_context(request, user, error=error_text(request, exc)),
             400,
         )
     return see_other("/merchant/team")

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -130,6 +131,50 @@ creatives = Table(
     Column("landing_url", String(2048)),
     Column("width", Integer),
     Column("height", Integer),
+    # The anchor text of a text link, or the sanitised markup of an HTML snippet.
+    Column("body", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Uploaded banner files, kept in the database so that every stateless node can serve them.
+creative_images = Table(
+    "creative_images",
+    metadata,
+    Column("creative_id", BigInteger, ForeignKey("creatives.id"), primary_key=True),
+    Column("content_type", String(32), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Invitation links: whoever opens one joins the program, approved, in its group.
+program_invites = Table(
+    "program_invites",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("group", String(40), nullable=False, server_default=""),
+    Column("max_uses", Integer),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("expires_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
+    Column("created_by", BigInteger),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Merchant news to the affiliates of a program, all of them or one group.
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False, index=True),
+    # None: every approved affiliate of the program; otherwise only that group.
+    Column("group", String(40)),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_by", BigInteger),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -556,4 +601,48 @@ fx_rates = Table(
     Column("valid_from", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_fx_rates_pair", "base", "quote", "valid_from"),
+)
+
+# Affiliate postback URL templates (spec section 5): program_id 0 is the account default.
+postback_urls = Table(
+    "postback_urls",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), nullable=False),
+    Column("program_id", BigInteger, nullable=False, server_default="0"),
+    Column("url_template", String(2048), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("affiliate_id", "program_id", name="uq_postback_urls_affiliate_program"),
+)
+
+# Outgoing postbacks: queued in the transaction that changed the conversion, sent by a worker.
+postback_deliveries = Table(
+    "postback_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("affiliate_id", BigInteger, nullable=False, index=True),
+    Column("conversion_id", String(26)),
+    Column("event_key", String(120), nullable=False, unique=True),
+    Column("url", String(4096), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("is_test", Boolean, nullable=False, server_default="0"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("last_code", Integer),
+    Column("last_error", String(500)),
+    Column("response_snippet", String(500)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Index("ix_postback_deliveries_due", "status", "next_attempt_at"),
+)
+
+# Platform settings the operator changes at run time (services/platform.py lists the keys).
+platform_settings = Table(
+    "platform_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(64), nullable=False),
 )

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     max_future_seconds: int = Field(
         3600, ge=0, description="How far in the future a conversion's occurred_at may lie."
     )
+    banner_max_bytes: int = Field(
+        300_000,
+        ge=1_000,
+        le=10_000_000,
+        description="Largest banner file a merchant may upload (bytes).",
+    )
     session_hours: int = Field(
         12, ge=1, le=24 * 30, description="How long a portal sign-in lasts (hours)."
     )

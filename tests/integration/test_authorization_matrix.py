@@ -20,7 +20,7 @@ import pytest
 from factories.http import bearer, click, convert, snapshot
 from factories.portal import make_user
 from factories.world import make_world
-from tuike.services import auth, keys
+from tuike.services import auth, catalog, creatives, keys, promotion
 from tuike.services.users import find_user
 from tuike.storage import catalog as repo
 
@@ -72,6 +72,12 @@ def matrix_world(db: Any, client: Any) -> dict[str, Any]:
             conn, role="affiliate", owner_id=w.affiliate_id, name="mine", user_id=user_ids["affA"]
         )
         key_a_id = keys.list_keys(conn, user_id=user_ids["affA"])[0].id
+        program = repo.get_program(conn, w.program.id)
+        creative = creatives.add_text_link(conn, program, name="T", text="Shop now")
+        coupon = catalog.create_coupon(
+            conn, program=program, affiliate_id=w.affiliate_id, code="AFFA"
+        )
+        token, invite = promotion.create_invite(conn, program)
     assert key_a
     return {
         "w": w,
@@ -87,6 +93,10 @@ def matrix_world(db: Any, client: Any) -> dict[str, Any]:
             "op": w.operator_key,
         },
         "key_a": key_a_id,
+        "creative": creative.id,
+        "coupon": coupon.id,
+        "invite": invite.id,
+        "token": token,
     }
 
 
@@ -152,6 +162,17 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
         ("GET", "/affiliate/profile", "/affiliate/profile", None, AFF),
         ("POST", "/affiliate/profile", "/affiliate/profile", {"name": "x"}, AFF),
         ("POST", "/affiliate/channels", "/affiliate/channels", {"kind": "blog"}, AFF),
+        ("GET", "/affiliate/news", "/affiliate/news", None, AFF),
+        # invitation links: the page is public, joining takes an affiliate
+        ("GET", "/join/{token}", f"/join/{m['token']}", None, PUBLIC),
+        ("POST", "/join/{token}", f"/join/{m['token']}", {}, AFF),
+        (
+            "GET",
+            "/creatives/{creative_id}/image.{ext}",
+            f"/creatives/{m['creative']}/image.png",
+            None,
+            PUBLIC,
+        ),
         # merchant console
         ("GET", "/merchant", "/merchant", None, MERCH),
         ("GET", "/merchant/programs", "/merchant/programs", None, MERCH),
@@ -198,6 +219,104 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             "/merchant/programs/{program_id}/test-conversion",
             f"/merchant/programs/{p}/test-conversion",
             {"amount": "1.00"},
+            ("merchA",),
+        ),
+        (
+            "GET",
+            "/merchant/programs/{program_id}/creatives",
+            f"/merchant/programs/{p}/creatives",
+            None,
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/creatives",
+            f"/merchant/programs/{p}/creatives",
+            {"kind": "text", "name": "n", "body": "b"},
+            ("merchA",),
+        ),
+        (
+            "GET",
+            "/merchant/programs/{program_id}/coupons",
+            f"/merchant/programs/{p}/coupons",
+            None,
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/coupons",
+            f"/merchant/programs/{p}/coupons",
+            {"affiliate_id": str(aff), "code": "ZZ9"},
+            ("merchA",),
+        ),
+        (
+            "GET",
+            "/merchant/programs/{program_id}/groups",
+            f"/merchant/programs/{p}/groups",
+            None,
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/groups",
+            f"/merchant/programs/{p}/groups",
+            {"name": "G", "cps_percent": "9"},
+            ("merchA",),
+        ),
+        (
+            "GET",
+            "/merchant/programs/{program_id}/invites",
+            f"/merchant/programs/{p}/invites",
+            None,
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/invites",
+            f"/merchant/programs/{p}/invites",
+            {},
+            ("merchA",),
+        ),
+        (
+            "GET",
+            "/merchant/programs/{program_id}/announcements",
+            f"/merchant/programs/{p}/announcements",
+            None,
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/announcements",
+            f"/merchant/programs/{p}/announcements",
+            {"title": "t", "body": "b"},
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/groups/delete",
+            f"/merchant/programs/{p}/groups/delete",
+            {"name": "G"},
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/creatives/{creative_id}/status",
+            f"/merchant/creatives/{m['creative']}/status",
+            {"status": "archived"},
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/coupons/{coupon_id}/status",
+            f"/merchant/coupons/{m['coupon']}/status",
+            {"status": "revoked"},
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/invites/{invite_id}/revoke",
+            f"/merchant/invites/{m['invite']}/revoke",
+            {},
             ("merchA",),
         ),
         ("GET", "/merchant/team", "/merchant/team", None, MERCH),
@@ -295,6 +414,57 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             {"kind": "text", "name": "T"},
             ("merchA", "op"),
         ),
+        (
+            "POST",
+            f"{a}/programs/{{program_id}}/banners",
+            f"{a}/programs/{p}/banners",
+            {"name": "B"},
+            ("merchA", "op"),
+        ),
+        (
+            "PATCH",
+            f"{a}/creatives/{{creative_id}}",
+            f"{a}/creatives/{m['creative']}",
+            {"status": "archived"},
+            ("merchA", "op"),
+        ),
+        (
+            "PATCH",
+            f"{a}/coupons/{{coupon_id}}",
+            f"{a}/coupons/{m['coupon']}",
+            {"status": "revoked"},
+            ("merchA", "op"),
+        ),
+        (
+            "GET",
+            f"{a}/programs/{{program_id}}/invites",
+            f"{a}/programs/{p}/invites",
+            None,
+            ("merchA", "op"),
+        ),
+        (
+            "POST",
+            f"{a}/programs/{{program_id}}/invites",
+            f"{a}/programs/{p}/invites",
+            {},
+            ("merchA", "op"),
+        ),
+        (
+            "POST",
+            f"{a}/invites/{{invite_id}}/revoke",
+            f"{a}/invites/{m['invite']}/revoke",
+            {},
+            ("merchA", "op"),
+        ),
+        ("POST", f"{a}/invites/accept", f"{a}/invites/accept", {"token": m["token"]}, AFF),
+        (
+            "POST",
+            f"{a}/programs/{{program_id}}/announcements",
+            f"{a}/programs/{p}/announcements",
+            {"title": "t", "body": "b"},
+            ("merchA", "op"),
+        ),
+        ("GET", f"{a}/announcements", f"{a}/announcements", None, KEYED),
         ("GET", f"{a}/links", f"{a}/links", None, KEYED),
         ("POST", f"{a}/links", f"{a}/links", {"program_id": p}, (*AFF, "op")),
         (

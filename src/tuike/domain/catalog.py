@@ -115,6 +115,8 @@ class Creative:
     landing_url: str | None
     width: int | None
     height: int | None
+    body: str | None = None
+    status: str = "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +147,4 @@ class Coupon:
     program_id: int
     affiliate_id: int
     code: str
+    status: str = "active"

@@ -296,6 +296,9 @@ def decide_membership(
     return updated
 
 
+CREATIVE_KINDS = ("banner", "text", "html", "qr", "video")
+
+
 def create_creative(
     conn: Connection,
     *,
@@ -308,8 +311,8 @@ def create_creative(
     height: int | None = None,
 ) -> Creative:
     """Add a banner, text link or QR creative to a program."""
-    if kind not in ("banner", "text", "qr", "video"):
-        raise InvalidField("kind", "must be banner, text, qr or video")
+    if kind not in CREATIVE_KINDS:
+        raise InvalidField("kind", "must be banner, text, html, qr or video")
     if image_url:
         check_landing_url(image_url, "image_url")
     if landing_url:

@@ -475,6 +475,8 @@ def _new_values(
     if req.cookie_click_id and req.cookie_click_id != req.click_id:
         cookie, cookie_row = _click_ref(conn, req.cookie_click_id)
     coupon = repo.get_coupon(conn, program.id, req.coupon) if req.coupon else None
+    if coupon is not None and coupon.status != "active":
+        coupon = None  # a revoked code no longer attributes orders
     candidates = {c.affiliate_id for c in (explicit, cookie) if c is not None}
     if coupon is not None:
         candidates.add(coupon.affiliate_id)

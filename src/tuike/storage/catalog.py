@@ -97,6 +97,8 @@ def creative_from_row(row: Row[Any]) -> Creative:
         landing_url=row.landing_url,
         width=row.width,
         height=row.height,
+        body=row.body,
+        status=row.status,
     )
 
 
@@ -118,7 +120,11 @@ def link_from_row(row: Row[Any]) -> Link:
 def coupon_from_row(row: Row[Any]) -> Coupon:
     """Map a coupons row."""
     return Coupon(
-        id=row.id, program_id=row.program_id, affiliate_id=row.affiliate_id, code=row.code
+        id=row.id,
+        program_id=row.program_id,
+        affiliate_id=row.affiliate_id,
+        code=row.code,
+        status=row.status,
     )
 
 
@@ -261,12 +267,14 @@ def get_creative(conn: Connection, creative_id: int) -> Creative | None:
     return creative_from_row(row) if row else None
 
 
-def list_creatives(conn: Connection, program_id: int) -> list[Creative]:
-    """Return a program's creatives."""
-    rows = conn.execute(
-        select(t.creatives).where(t.creatives.c.program_id == program_id).order_by("id")
-    )
-    return [creative_from_row(r) for r in rows]
+def list_creatives(
+    conn: Connection, program_id: int, *, active_only: bool = False
+) -> list[Creative]:
+    """Return a program's creatives (only the active ones for the affiliates' gallery)."""
+    stmt = select(t.creatives).where(t.creatives.c.program_id == program_id).order_by("id")
+    if active_only:
+        stmt = stmt.where(t.creatives.c.status == "active")
+    return [creative_from_row(r) for r in conn.execute(stmt)]
 
 
 def get_coupon(conn: Connection, program_id: int, code: str) -> Coupon | None:
@@ -276,6 +284,12 @@ def get_coupon(conn: Connection, program_id: int, code: str) -> Coupon | None:
             t.coupons.c.program_id == program_id, t.coupons.c.code == code.strip().upper()
         )
     ).first()
+    return coupon_from_row(row) if row else None
+
+
+def get_coupon_by_id(conn: Connection, coupon_id: int) -> Coupon | None:
+    """Return a coupon by id."""
+    row = conn.execute(select(t.coupons).where(t.coupons.c.id == coupon_id)).first()
     return coupon_from_row(row) if row else None
 
 

@@ -133,6 +133,8 @@ creatives = Table(
     Column("height", Integer),
     # The anchor text of a text link, or the sanitised markup of an HTML snippet.
     Column("body", Text),
+    # archived creatives leave the affiliates' gallery; links made with them keep working.
+    Column("status", String(16), nullable=False, server_default="active"),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -201,6 +203,8 @@ coupons = Table(
     Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
     Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), nullable=False, index=True),
     Column("code", String(64), nullable=False),
+    # A revoked coupon no longer attributes orders (a leaked code can be cut off).
+    Column("status", String(16), nullable=False, server_default="active"),
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("program_id", "code", name="uq_coupons_program_code"),
 )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tuike.domain.catalog import CHANNEL_KINDS
-from tuike.domain.errors import Conflict, InvalidField, NotFound
+from tuike.domain.errors import Conflict, Forbidden, InvalidField, NotFound
 from tuike.services import accounts, audit, auth, keys, users
 from tuike.web.portals import i18n
 from tuike.web.portals.rendering import gettext_for, locale_of, render
@@ -50,7 +50,7 @@ def error_text(request: Request, exc: Exception) -> str:
     _ = gettext_for(request)
     if isinstance(exc, InvalidField):
         return f"{_(exc.field)}: {exc.message}"
-    if isinstance(exc, Conflict):
+    if isinstance(exc, (Conflict, Forbidden, NotFound)):
         return exc.message
     return _("Something went wrong.")
 
@@ -139,7 +139,8 @@ def _signup_context(request: Request, kind: str, form: dict[str, Any], error: st
 @router.get("/signup/affiliate", response_class=HTMLResponse)
 def affiliate_signup_page(request: Request) -> Response:
     """Show the affiliate sign-up form."""
-    return render(request, "signup.html", _signup_context(request, "affiliate", {}))
+    form = {"next": safe_next(request.query_params.get("next"), "")}
+    return render(request, "signup.html", _signup_context(request, "affiliate", form))
 
 
 @router.post("/signup/affiliate", dependencies=[CsrfChecked])
@@ -152,6 +153,7 @@ def affiliate_signup(
     channel_kind: str = Form(""),
     channel_name: str = Form(""),
     channel_url: str = Form(""),
+    next: str = Form(""),
 ) -> Response:
     """Create an affiliate account with its first channel and sign it in."""
     state = get_state(request)
@@ -162,6 +164,7 @@ def affiliate_signup(
         "channel_kind": channel_kind,
         "channel_name": channel_name,
         "channel_url": channel_url,
+        "next": safe_next(next, ""),
     }
     channels = (
         [{"kind": channel_kind, "name": channel_name, "url": channel_url}]
@@ -182,7 +185,7 @@ def affiliate_signup(
     except (InvalidField, Conflict) as exc:
         context = _signup_context(request, "affiliate", form, error_text(request, exc))
         return render(request, "signup.html", context, 400)
-    response = see_other("/affiliate/programs")
+    response = see_other(safe_next(next, "/affiliate/programs"))
     start_session(request, response, user)
     return response
 

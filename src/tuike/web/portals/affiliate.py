@@ -11,7 +11,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tuike.domain.errors import Conflict, InvalidField, NotFound
-from tuike.services import accounts, catalog, conversions, ledger, reports
+from tuike.services import accounts, catalog, conversions, ledger, promotion, reports
+from tuike.services.creatives import snippet_for
 from tuike.storage import catalog as repo
 from tuike.storage.reports import Scope
 from tuike.web.portals import dashboards
@@ -40,6 +41,7 @@ def dashboard_context(request: Request, user: Any) -> dict[str, Any]:
         )
         balances = ledger.balances(conn, "affiliate", user.owner_id)
         latest = conversions.search_conversions(conn, affiliate_id=user.owner_id, limit=10)
+        news = promotion.announcements_for(conn, user.owner_id, limit=3)
         names = {p.id: p.name for p in repo.list_programs(conn)}
     return {
         "q": q,
@@ -47,6 +49,7 @@ def dashboard_context(request: Request, user: Any) -> dict[str, Any]:
         "chart": dashboards.chart(perf["series"], _labels(request)),
         "balances": balances,
         "latest": latest,
+        "news": news,
         "program_names": names,
     }
 
@@ -137,12 +140,16 @@ def links_context(
         ]
         programs = {p.id: p for p in repo.list_programs(conn) if p.id in approved}
         links = repo.list_links(conn, affiliate_id=user.owner_id)
-        creatives = {pid: repo.list_creatives(conn, pid) for pid in programs}
+        creatives = {pid: repo.list_creatives(conn, pid, active_only=True) for pid in programs}
     rows = []
     for link in sorted(links, key=lambda x: x.id, reverse=True)[:200]:
         url = f"{base}/c/{link.code}"
         program = programs.get(link.program_id)
-        rows.append({"link": link, "url": url, "program": program})
+        gallery = [
+            {"creative": c, "html": snippet_for(c, url, base)}
+            for c in creatives.get(link.program_id, [])
+        ]
+        rows.append({"link": link, "url": url, "program": program, "gallery": gallery})
     return {
         "programs": list(programs.values()),
         "links": rows,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from tuike.domain.access import AFFILIATE, MERCHANT, OPERATOR, Principal
 from tuike.domain.errors import Forbidden, InvalidField, NotFound
 from tuike.services import catalog as svc
+from tuike.services import creatives
 from tuike.storage import catalog as repo
 from tuike.web.api.v1.deps import (
     IdPath,
@@ -266,10 +267,22 @@ def decide(
 def create_creative(
     program_id: IdPath, body: CreativeIn, who: PrincipalDep, state: StateDep
 ) -> CreativeOut:
-    """Add a creative (banner, text link, QR) to a program."""
+    """Add a creative to a program: a text link or HTML snippet (``body``, sanitised), or a
+    banner or QR image by URL (upload banner files to ``/programs/{id}/banners``)."""
     with state.db.write() as conn:
         program = managed_program(conn, who, program_id)
-        return CreativeOut.of(svc.create_creative(conn, program=program, **body.model_dump()))
+        fields = body.model_dump(exclude={"body"})
+        if body.kind == "text" and body.body is not None:
+            made = creatives.add_text_link(
+                conn, program, name=body.name, text=body.body, landing_url=body.landing_url
+            )
+        elif body.kind == "html":
+            made = creatives.add_snippet(
+                conn, program, name=body.name, markup=body.body or "", landing_url=body.landing_url
+            )
+        else:
+            made = svc.create_creative(conn, program=program, **fields)
+    return CreativeOut.of(made, state.settings.public_url)
 
 
 @router.get(
@@ -279,7 +292,8 @@ def list_creatives(program_id: IdPath, who: PrincipalDep, state: StateDep) -> li
     """List a program's creatives."""
     with state.db.read() as conn:
         visible_program(conn, who, program_id)
-        return [CreativeOut.of(c) for c in repo.list_creatives(conn, program_id)]
+        items = repo.list_creatives(conn, program_id, active_only=who.role == AFFILIATE)
+    return [CreativeOut.of(c, state.settings.public_url) for c in items]
 
 
 @router.post("/links", status_code=201, response_model=LinkOut, tags=["links"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -226,8 +227,13 @@ class MembershipOut(BaseModel):
 
 
 class CreativeIn(Strict):
-    kind: str = Field(description="banner | text | qr | video")
+    kind: str = Field(description="banner | text | html | qr | video")
     name: str
+    body: str | None = Field(
+        None,
+        description="text: the link text; html: a snippet, sanitised, where {link} stands "
+        "for the affiliate's tracking link. Banner files are uploaded to /banners.",
+    )
     image_url: str | None = None
     landing_url: str | None = None
     width: int | None = None
@@ -243,10 +249,56 @@ class CreativeOut(BaseModel):
     landing_url: str | None
     width: int | None
     height: int | None
+    body: str | None
+    status: str
 
     @classmethod
-    def of(cls, c: Creative) -> CreativeOut:
-        return cls(**{f: getattr(c, f) for f in cls.model_fields})
+    def of(cls, c: Creative, base_url: str = "") -> CreativeOut:
+        out = cls(**{f: getattr(c, f) for f in cls.model_fields})
+        if out.image_url and out.image_url.startswith("/"):
+            out.image_url = base_url.rstrip("/") + out.image_url
+        return out
+
+
+class StatusPatch(Strict):
+    status: str = Field(description="creatives: active | archived; coupons: active | revoked")
+
+
+class InviteIn(Strict):
+    group: str = Field("", description="The commission group joiners are put in")
+    max_uses: int | None = None
+    expires_days: int | None = None
+
+
+class InviteOut(BaseModel):
+    id: int
+    program_id: Id
+    group: str
+    max_uses: int | None
+    uses: int
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+    url: str | None = Field(None, description="The link to send; only in the answer that made it")
+
+
+class InviteAccept(Strict):
+    token: str
+
+
+class AnnouncementIn(Strict):
+    title: str
+    body: str
+    group: str | None = Field(None, description="Only this group; omit for every affiliate")
+
+
+class AnnouncementOut(BaseModel):
+    id: int
+    program_id: Id
+    group: str | None
+    title: str
+    body: str
+    created_at: datetime
 
 
 class LinkIn(Strict):
@@ -310,10 +362,17 @@ class CouponOut(BaseModel):
     program_id: Id
     affiliate_id: Id
     code: str
+    status: str = Field(description="active | revoked (a revoked code no longer attributes)")
 
     @classmethod
     def of(cls, c: Coupon) -> CouponOut:
-        return cls(id=c.id, program_id=c.program_id, affiliate_id=c.affiliate_id, code=c.code)
+        return cls(
+            id=c.id,
+            program_id=c.program_id,
+            affiliate_id=c.affiliate_id,
+            code=c.code,
+            status=c.status,
+        )
 
 
 class ItemIn(BaseModel):

@@ -8,12 +8,14 @@ each main page goes to tests/e2e/artifacts/ (ignored by git) for review.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from factories.portal import PASSWORD, make_user
 from tuike.services import catalog as svc
@@ -42,6 +44,12 @@ def browser():
             yield browser
         finally:
             browser.close()
+
+
+def _banner_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (300, 250), (230, 40, 60)).save(out, "PNG")
+    return out.getvalue()
 
 
 def test_affiliate_and_merchant_run_the_whole_loop_in_the_browser(db, server, browser, request):
@@ -101,12 +109,31 @@ def test_affiliate_and_merchant_run_the_whole_loop_in_the_browser(db, server, br
     boss.locator('tr[data-affiliate="小美"] button:has-text("Approve")').click()
     boss.wait_for_url(re.compile(r".*/merchant/affiliates$"))
 
+    # The merchant uploads a banner and posts news to its affiliates.
+    boss.goto(f"{base}/merchant/programs/{program.id}/creatives")
+    boss.fill("form[data-testid=add-banner] input[name=name]", "Winter banner")
+    boss.set_input_files(
+        "form[data-testid=add-banner] input[type=file]",
+        files=[{"name": "banner.png", "mimeType": "image/png", "buffer": _banner_png()}],
+    )
+    boss.click("form[data-testid=add-banner] button")
+    boss.wait_for_selector("[data-testid=creatives] img")
+    assert "300×250 · Medium Rectangle" in boss.locator("[data-testid=creatives]").inner_text()
+    shot(boss, "creatives")
+    boss.goto(f"{base}/merchant/programs/{program.id}/announcements")
+    boss.fill("#a-title", "Double 11 starts")
+    boss.fill("#a-body", "Commission doubles this week.")
+    boss.click("form[data-testid=add-announcement] button")
+    boss.wait_for_selector("[data-testid=announcements] .card")
+
     # The affiliate builds a link with a sub id; the test clicks it.
     aff.goto(f"{base}/affiliate/links")
     aff.fill("#sub1", "group-7")
     aff.click("text=Create the link")
     aff.wait_for_selector("[data-testid=new-link]")
     shot(aff, "links")
+    aff.click("[data-testid=new-link] [data-testid=gallery] summary")
+    assert aff.locator("[data-testid=new-link] [data-testid=gallery] img").is_visible()
     url = aff.locator("[data-testid=new-link] [data-testid=tracking-url]").inner_text()
     assert url.startswith(f"{base}/c/")
     # A phone browser, not the headless agent (which counts as a bot and is filtered).
@@ -128,6 +155,7 @@ def test_affiliate_and_merchant_run_the_whole_loop_in_the_browser(db, server, br
     assert "30.00" in aff.locator("[data-testid=pending-CNY]").inner_text()
     assert aff.locator("[data-testid=clicks]").inner_text() == "1"
     assert aff.locator("[data-testid=conversions]").inner_text() == "1"
+    assert "Double 11 starts" in aff.locator("[data-testid=news-item]").inner_text()
     shot(aff, "dashboard")
 
     # The merchant approves it; it becomes available to the affiliate.

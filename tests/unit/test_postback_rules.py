@@ -64,10 +64,12 @@ def test_values_are_url_encoded_and_cannot_add_parameters() -> None:
         "https://t.example/pb?cid={aff_click_id}&s1={sub1}&p={payout}",
         {"aff_click_id": "a&b=c", "sub1": "群 7/#x y+z", "payout": "19.90"},
     )
-    assert url == (
-        "https://t.example/pb?cid=a%26b%3Dc&s1=%E7%BE%A4%207%2F%23x%20y%2Bz&p=19.90"
-    )
-    assert parse_qs(urlsplit(url).query) == {"cid": ["a&b=c"], "s1": ["群 7/#x y+z"], "p": ["19.90"]}
+    assert url == ("https://t.example/pb?cid=a%26b%3Dc&s1=%E7%BE%A4%207%2F%23x%20y%2Bz&p=19.90")
+    assert parse_qs(urlsplit(url).query) == {
+        "cid": ["a&b=c"],
+        "s1": ["群 7/#x y+z"],
+        "p": ["19.90"],
+    }
 
 
 def test_missing_values_render_empty() -> None:
@@ -75,7 +77,9 @@ def test_missing_values_render_empty() -> None:
 
 
 def test_lone_surrogates_do_not_break_rendering() -> None:
-    assert P.render("https://t.example/?a={sub1}", {"sub1": "x\ud800"}) == "https://t.example/?a=x%3F"
+    assert (
+        P.render("https://t.example/?a={sub1}", {"sub1": "x\ud800"}) == "https://t.example/?a=x%3F"
+    )
 
 
 value = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)

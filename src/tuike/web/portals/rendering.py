@@ -38,6 +38,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/affiliate/programs", N_("Marketplace")),
         ("/affiliate/links", N_("Links")),
         ("/affiliate/reports", N_("Reports")),
+        ("/affiliate/postbacks", N_("Postbacks")),
         ("/affiliate/profile", N_("Profile")),
         ("/account/keys", N_("API keys")),
     ],

@@ -21,6 +21,10 @@ WORDS = (
     N_("disabled"),
     N_("revoked"),
     N_("all"),
+    # postback delivery statuses
+    N_("delivered"),
+    N_("failed"),
+    N_("refused"),
     # channel kinds
     N_("website"),
     N_("sns"),
@@ -82,4 +86,6 @@ WORDS = (
     N_("click_id"),
     N_("order_id"),
     N_("subs"),
+    N_("url_template"),
+    N_("program_id"),
 )

@@ -360,6 +360,20 @@ def test_a_dead_senders_claim_expires_and_its_late_answer_is_dropped(
     assert deliveries(db, world.affiliate_id)[0].status == "delivered"
 
 
+def test_a_postback_whose_senders_keep_dying_ends_failed(db, client, world, allowed, server):
+    set_url(db, world.affiliate_id, server.url("/pb"))
+    sale_for(client, world, "D-2")
+    now = utcnow()
+    for _ in range(P.MAX_ATTEMPTS):  # taken, and never written down
+        with db.write() as conn:
+            assert len(store.claim_due(conn, now, now, 10)) == 1
+    assert deliver_due(db, allowed, now=now) == 1
+    (d,) = deliveries(db, world.affiliate_id)
+    assert (d.status, d.attempts) == ("failed", P.MAX_ATTEMPTS + 1)
+    assert d.last_error == f"no answer recorded after {P.MAX_ATTEMPTS} attempts"
+    assert server.requests == []
+
+
 def test_the_serve_process_sends_postbacks_in_the_background(db, allowed, server):
     import time
 

@@ -101,6 +101,22 @@ def test_only_http_and_https_without_credentials():
             out.check_target(url, out.Policy(), resolving("93.184.216.34"))
 
 
+def test_international_names_are_resolved_and_sent_in_ascii():
+    asked = []
+    with receiver() as r:
+
+        def resolver(host: str, port: int) -> list[str]:
+            asked.append(host)
+            return ["127.0.0.1"]
+
+        answer = out.fetch(f"http://bücher.example:{r.port}/pb", OPEN, resolver)
+    assert answer.ok, answer
+    assert asked == ["xn--bcher-kva.example"]
+    assert r.requests[0].headers["Host"] == f"xn--bcher-kva.example:{r.port}"
+    bad = out.fetch("http://a..b/", out.Policy(), resolving("93.184.216.34"))
+    assert bad.refused and "not a valid host name" in bad.error
+
+
 def test_bad_settings_networks_are_refused():
     with pytest.raises(ValueError):
         out.parse_networks("127.0.0.0/8, not-a-network")

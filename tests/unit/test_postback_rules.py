@@ -21,6 +21,7 @@ ALL = "https://tracker.example/pb/{event}?" + "&".join(f"{m}={{{m}}}" for m in P
         "  https://t.example/?x=1  ",
         ALL,
         "https://t.example/#{click_id}",
+        "https://bücher.example/pb?o={order_id}",
     ],
 )
 def test_good_templates(template: str) -> None:
@@ -44,6 +45,7 @@ def test_good_templates(template: str) -> None:
         ("https://tracker.example/p b", "spaces"),
         ("https://tracker.example/p\nb", "spaces"),
         ("https://tracker.example/" + "a" * 2048, "2048"),
+        ("https://a..b/pb", "not a valid host name"),
     ],
 )
 def test_bad_templates_say_what_is_wrong(template: str, says: str) -> None:

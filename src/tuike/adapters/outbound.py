@@ -112,12 +112,19 @@ def _bad(ip: IPAddress) -> str:
     return ""
 
 
-def refusal(ip: IPAddress, policy: Policy) -> str:
-    """Return why the guard refuses an address ("" when it may be reached)."""
+def _allowed(ip: IPAddress, policy: Policy) -> bool:
+    """Tell whether an address lies in one of the networks the operator allowed."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if any(ip in net for net in policy.allow_networks if net.version == ip.version):
+    return any(ip in net for net in policy.allow_networks if net.version == ip.version)
+
+
+def refusal(ip: IPAddress, policy: Policy) -> str:
+    """Return why the guard refuses an address ("" when it may be reached)."""
+    if _allowed(ip, policy):
         return ""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     reason = _bad(ip)
     if not reason and isinstance(ip, ipaddress.IPv6Address):
         for inner in _embedded_v4(ip):
@@ -159,7 +166,11 @@ def check_target(
         raise Refused("only absolute http and https URLs are allowed")
     if parts.username is not None or parts.password is not None:
         raise Refused("URLs with user credentials are not allowed")
-    host = parts.hostname
+    try:
+        # The ASCII (IDNA) form is what is resolved, sent in Host and checked in TLS.
+        host = parts.hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise Refused(f"{parts.hostname!r} is not a valid host name") from None
     port = port or (443 if scheme == "https" else 80)
     try:
         addresses = [ipaddress.ip_address(a) for a in resolver(host, port)]
@@ -172,11 +183,7 @@ def check_target(
         if reason:
             where = f"{host} is" if _is_literal(host) else f"{host} resolves to {ip},"
             raise Refused(f"{where} {reason}")
-    allowed_only = all(
-        any(ip in net for net in policy.allow_networks if net.version == ip.version)
-        for ip in addresses
-    )
-    if port not in policy.ports and not allowed_only:
+    if port not in policy.ports and not all(_allowed(ip, policy) for ip in addresses):
         ports = ", ".join(map(str, sorted(policy.ports)))
         raise Refused(f"port {port} is not allowed (only {ports})")
     return host, port, addresses
@@ -201,8 +208,11 @@ def fetch(url: str, policy: Policy, resolver: Resolver = system_resolver) -> Ans
             error = f"cannot connect to {ip}: {exc}"
         except httpx.TimeoutException:
             return Answer(error="timed out", elapsed=time.monotonic() - start)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return Answer(error=f"{type(exc).__name__}: {exc}", elapsed=time.monotonic() - start)
+        except Exception as exc:  # a bug must not stop the queue: the attempt fails
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            return Answer(error=message[:500], elapsed=time.monotonic() - start)
         if time.monotonic() >= deadline:
             break
     return Answer(error=error[:500] or "timed out", elapsed=time.monotonic() - start)

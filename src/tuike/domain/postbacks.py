@@ -102,6 +102,10 @@ def check_template(template: str) -> str:
         raise InvalidField(FIELD, "macros may only be used in the path and the query")
     if parts.username is not None or parts.password is not None:
         raise InvalidField(FIELD, "must not carry user credentials")
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise InvalidField(FIELD, f"{parts.hostname!r} is not a valid host name") from None
     if port == 0:
         raise InvalidField(FIELD, "port 0 is not a valid port")
     return template

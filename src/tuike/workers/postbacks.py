@@ -71,7 +71,7 @@ def deliver_due(
                 claimed = store.claim_due(conn, started, started + LEASE, BATCH)
             if not claimed:
                 return total
-            answers = pool.map(lambda c: outbound.fetch(c[1], policy), claimed)
+            answers = pool.map(lambda c: _send(c[1], c[2], policy), claimed)
             for (delivery_id, _url, attempt), answer in zip(claimed, answers, strict=True):
                 done = now or utcnow()
                 with db.write() as conn:
@@ -79,6 +79,14 @@ def deliver_due(
             total += len(claimed)
             if len(claimed) < BATCH:
                 return total
+
+
+def _send(url: str, attempt: int, policy: outbound.Policy) -> outbound.Answer:
+    if attempt > P.MAX_ATTEMPTS:
+        # Taken again and again without an answer written down (a sender that keeps
+        # dying on it): give up rather than loop for ever.
+        return outbound.Answer(error=f"no answer recorded after {P.MAX_ATTEMPTS} attempts")
+    return outbound.fetch(url, policy)
 
 
 @dataclass(frozen=True, slots=True)

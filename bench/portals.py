@@ -36,6 +36,7 @@ PAGES = {
             "/affiliate/links",
             "/affiliate/reports",
             "/affiliate/reports?group_by=sub1",
+            "/affiliate/postbacks",
             "/affiliate/profile",
             "/affiliate/news",
             "/account/keys",

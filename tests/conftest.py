@@ -132,6 +132,7 @@ def settings(db: Database) -> Settings:
         env="test",
         database_url=db.url,
         approve_interval_seconds=0,
+        postback_interval_seconds=0,
         public_url="http://testserver",
         # A writer process per test app costs a spawn each; test_click_writer and the
         # end-to-end tests (real `tuike serve`) cover the writer process.

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from tuike.adapters.outbound import Policy
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused outside development
 
@@ -103,6 +106,17 @@ class Settings(BaseSettings):
         description="How often `tuike serve` approves conversions whose lock period has "
         "passed; 0 turns the in-process job off (run `tuike approve-due` from cron).",
     )
+    postback_interval_seconds: int = Field(
+        10,
+        ge=0,
+        description="How often `tuike serve` sends the affiliate postbacks that are due; "
+        "0 turns the in-process job off (run `tuike deliver-postbacks` from cron).",
+    )
+    outbound_allow_networks: str = Field(
+        "",
+        description="Comma-separated networks (CIDR) that outgoing postbacks may reach "
+        "although they are internal, e.g. 127.0.0.0/8 for tests; empty allows none.",
+    )
     max_future_seconds: int = Field(
         3600, ge=0, description="How far in the future a conversion's occurred_at may lie."
     )
@@ -131,6 +145,19 @@ class Settings(BaseSettings):
         "Asia/Shanghai", description="Time zone for new merchants, affiliates and reports."
     )
 
+    @field_validator("outbound_allow_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        if not value.strip():
+            return value
+        from tuike.adapters.outbound import parse_networks  # imports httpx: only when set
+
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"not a comma-separated list of networks: {exc}") from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
         if self.env == "production":
@@ -143,6 +170,12 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Tell whether the database is embedded SQLite."""
         return self.database_url.startswith("sqlite")
+
+    def outbound_policy(self) -> Policy:
+        """Return the rules of outgoing requests (postbacks) for these settings."""
+        from tuike.adapters.outbound import Policy, parse_networks
+
+        return Policy(allow_networks=parse_networks(self.outbound_allow_networks))
 
     def sqlite_path(self) -> Path | None:
         """Return the SQLite file path, if the database is a SQLite file."""

@@ -20,7 +20,7 @@ import pytest
 from factories.http import bearer, click, convert, snapshot
 from factories.portal import make_user
 from factories.world import make_world
-from tuike.services import auth, catalog, creatives, keys, promotion
+from tuike.services import auth, catalog, creatives, keys, postbacks, promotion
 from tuike.services.users import find_user
 from tuike.storage import catalog as repo
 
@@ -50,6 +50,9 @@ def app_routes(app: Any) -> set[tuple[str, str]]:
 @pytest.fixture
 def matrix_world(db: Any, client: Any) -> dict[str, Any]:
     w = make_world(db)
+    with db.write() as conn:
+        # Affiliate A's postback URL: the conversion below queues a delivery for A.
+        postbacks.set_postback_url(conn, w.affiliate_id, 0, "https://pb.example/?o={order_id}")
     conv = convert(client, w.program_key, "MX-1", click(client, w.link.code), amount="100.00")
     with db.write() as conn:
         other_merchant = repo.get_program(conn, w.other_program.id).merchant_id
@@ -173,6 +176,23 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             None,
             PUBLIC,
         ),
+        # each affiliate's own postbacks: the session decides whose, never the path
+        ("GET", "/affiliate/postbacks", "/affiliate/postbacks", None, AFF),
+        (
+            "POST",
+            "/affiliate/postbacks",
+            "/affiliate/postbacks",
+            {"program_id": "0", "url_template": "https://e.example/"},
+            AFF,
+        ),
+        (
+            "POST",
+            "/affiliate/postbacks/{program_id}/delete",
+            "/affiliate/postbacks/0/delete",
+            {},
+            AFF,
+        ),
+        ("POST", "/affiliate/postbacks/test", "/affiliate/postbacks/test", {}, AFF),
         # merchant console
         ("GET", "/merchant", "/merchant", None, MERCH),
         ("GET", "/merchant/programs", "/merchant/programs", None, MERCH),
@@ -383,6 +403,42 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             f"{a}/affiliates/{{affiliate_id}}/channels",
             f"{a}/affiliates/{aff}/channels",
             {"kind": "blog", "name": "b", "url": "u"},
+            ("affA", "op"),
+        ),
+        # affiliate A's postbacks: A or the operator acting for A
+        (
+            "GET",
+            f"{a}/affiliates/{{affiliate_id}}/postbacks",
+            f"{a}/affiliates/{aff}/postbacks",
+            None,
+            ("affA", "op"),
+        ),
+        (
+            "PUT",
+            f"{a}/affiliates/{{affiliate_id}}/postbacks/{{program_id}}",
+            f"{a}/affiliates/{aff}/postbacks/0",
+            {"url_template": "https://e.example/"},
+            ("affA", "op"),
+        ),
+        (
+            "DELETE",
+            f"{a}/affiliates/{{affiliate_id}}/postbacks/{{program_id}}",
+            f"{a}/affiliates/{aff}/postbacks/0",
+            None,
+            ("affA", "op"),
+        ),
+        (
+            "POST",
+            f"{a}/affiliates/{{affiliate_id}}/postbacks/test",
+            f"{a}/affiliates/{aff}/postbacks/test",
+            {},
+            ("affA", "op"),
+        ),
+        (
+            "GET",
+            f"{a}/affiliates/{{affiliate_id}}/postback-deliveries",
+            f"{a}/affiliates/{aff}/postback-deliveries",
+            None,
             ("affA", "op"),
         ),
         ("GET", f"{a}/memberships", f"{a}/memberships", None, KEYED),

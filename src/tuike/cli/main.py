@@ -1,4 +1,4 @@
-"""`tuike serve | migrate | demo | keys create | approve-due`."""
+"""`tuike serve | migrate | demo | keys create | approve-due | deliver-postbacks`."""
 
 from __future__ import annotations
 
@@ -262,6 +262,21 @@ def approve_due() -> None:
     except SQLAlchemyError as exc:
         raise _fail(_db_reason(exc)) from None
     console.print(f"approved {n} conversions")
+
+
+@app.command("deliver-postbacks")
+def deliver_postbacks() -> None:
+    """Send the affiliate postbacks that are due, with their retries (for cron)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tuike.workers.postbacks import deliver_due
+
+    settings = _settings()
+    try:
+        n = deliver_due(_db(settings), settings)
+    except SQLAlchemyError as exc:
+        raise _fail(_db_reason(exc)) from None
+    console.print(f"sent {n} postbacks")
 
 
 @ledger_app.command("check")

@@ -32,7 +32,7 @@ from tuike.domain.lifecycle import (
 )
 from tuike.domain.money import check_currency, from_minor, parse_amount, to_minor
 from tuike.domain.privacy import hash_customer_id
-from tuike.services import funding, fx, ledger
+from tuike.services import funding, fx, ledger, postbacks
 from tuike.services.clock import utcnow
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
@@ -315,7 +315,7 @@ def _add_rollup(conn: Connection, row: Any, status: str, sign: int, amount: int,
 
 def _log_event(
     conn: Connection,
-    conversion_id: str,
+    row: Any,
     frm: str | None,
     to: str,
     refunded: int,
@@ -325,11 +325,16 @@ def _log_event(
     at: datetime,
     reason: str = "",
 ) -> None:
-    conn.execute(
+    """Append a conversion event and queue its affiliate postback (same transaction).
+
+    ``row`` is the conversion (before or after the move: only its fixed fields are read);
+    ``to`` and ``commission`` are its new status and commission.
+    """
+    event_id = conn.execute(
         _LOG,
         {
             "reason": reason,
-            "conversion_id": conversion_id,
+            "conversion_id": row.id,
             "at": at,
             "from_status": frm,
             "to_status": to,
@@ -338,6 +343,9 @@ def _log_event(
             "commission_delta_minor": delta,
             "source": source,
         },
+    ).inserted_primary_key[0]
+    postbacks.enqueue_for_event(
+        conn, row, int(event_id), status=to, commission_minor=commission, now=at
     )
 
 
@@ -378,9 +386,7 @@ def record_conversion(
         return _update_status(conn, existing, req, source=source, now=now)
     row = SimpleNamespace(**values)
     status = row.status
-    _log_event(
-        conn, row.id, None, status, 0, row.commission_minor, row.commission_minor, source, now
-    )
+    _log_event(conn, row, None, status, 0, row.commission_minor, row.commission_minor, source, now)
     _add_rollup(conn, row, status, +1, row.amount_minor, row.commission_minor)
     ledger.post_conversion_move(
         conn,
@@ -436,7 +442,7 @@ def _supersede(
     row = SimpleNamespace(**values)
     _log_event(
         conn,
-        row.id,
+        row,
         existing.status,
         row.status,
         0,
@@ -629,7 +635,7 @@ def _apply(
         raise Conflict("the conversion changed meanwhile; send the update again")
     _log_event(
         conn,
-        row.id,
+        row,
         row.status,
         new.status,
         refunded,

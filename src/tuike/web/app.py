@@ -21,7 +21,7 @@ from tuike.web.portals.routes import router as portals_router
 from tuike.web.state import AppState
 from tuike.web.tracking.fastpath import is_click, serve_click
 from tuike.web.tracking.routes import router as tracking_router
-from tuike.workers.approvals import run_periodically
+from tuike.workers import approvals, postbacks
 
 
 class TuikeApp(FastAPI):
@@ -43,15 +43,25 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.writer.start()
         await asyncio.to_thread(state.links.refresh)  # loads the links before the first click
-        task = None
+        tasks = []
         if settings.approve_interval_seconds > 0:
-            task = asyncio.create_task(
-                run_periodically(state.db, settings.approve_interval_seconds)
+            tasks.append(
+                asyncio.create_task(
+                    approvals.run_periodically(state.db, settings.approve_interval_seconds)
+                )
+            )
+        if settings.postback_interval_seconds > 0:
+            tasks.append(
+                asyncio.create_task(
+                    postbacks.run_periodically(
+                        state.db, settings, settings.postback_interval_seconds
+                    )
+                )
             )
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

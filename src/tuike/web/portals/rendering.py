@@ -39,6 +39,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/affiliate/links", N_("Links")),
         ("/affiliate/reports", N_("Reports")),
         ("/affiliate/news", N_("News")),
+        ("/affiliate/postbacks", N_("Postbacks")),
         ("/affiliate/profile", N_("Profile")),
         ("/account/keys", N_("API keys")),
     ],

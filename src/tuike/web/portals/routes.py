@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from tuike.web.portals import account, affiliate, merchant, operator, promotion
+from tuike.web.portals import account, affiliate, merchant, operator, postbacks, promotion
 from tuike.web.portals.rendering import N_, render
 
 router = APIRouter(include_in_schema=False)
@@ -49,5 +49,5 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-for _module in (account, affiliate, merchant, operator, promotion):
+for _module in (account, affiliate, postbacks, merchant, operator, promotion):
     router.include_router(_module.router)

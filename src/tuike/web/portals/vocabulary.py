@@ -28,6 +28,10 @@ WORDS = (
     N_("html"),
     N_("qr"),
     N_("video"),
+    # postback delivery statuses
+    N_("delivered"),
+    N_("failed"),
+    N_("refused"),
     # channel kinds
     N_("website"),
     N_("sns"),
@@ -101,4 +105,6 @@ WORDS = (
     N_("width"),
     N_("status"),
     N_("kind"),
+    N_("url_template"),
+    N_("program_id"),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tuike.web.api.v1 import catalog, conversions, keys, ledger, promotion, reports
+from tuike.web.api.v1 import catalog, conversions, keys, ledger, postbacks, promotion, reports
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(keys.router)
@@ -13,3 +13,4 @@ router.include_router(promotion.router)
 router.include_router(conversions.router)
 router.include_router(reports.router)
 router.include_router(ledger.router)
+router.include_router(postbacks.router)

@@ -223,6 +223,14 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
         ("GET", "/operator/programs", "/operator/programs", None, ("op",)),
         ("GET", "/operator/audit", "/operator/audit", None, ("op",)),
         ("GET", "/operator/outbox", "/operator/outbox", None, ("op",)),
+        ("GET", "/operator/settings", "/operator/settings", None, ("op",)),
+        (
+            "POST",
+            "/operator/settings",
+            "/operator/settings",
+            {"platform_name": "Taken", "default_cookie_days": "7"},
+            ("op",),
+        ),
         # REST API (keys); list routes answer every key with its own slice
         ("GET", f"{a}/me", f"{a}/me", None, KEYED),
         ("POST", f"{a}/keys", f"{a}/keys", {"role": "affiliate", "owner_id": aff}, ("op",)),
@@ -354,6 +362,14 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             f"{a}/fx-rates",
             f"{a}/fx-rates",
             {"base": "USD", "quote": "CNY", "rate": "7.1"},
+            ("op",),
+        ),
+        ("GET", f"{a}/platform/settings", f"{a}/platform/settings", None, ("op",)),
+        (
+            "PATCH",
+            f"{a}/platform/settings",
+            f"{a}/platform/settings",
+            {"affiliate_signup_open": False},
             ("op",),
         ),
     ]

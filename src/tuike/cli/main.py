@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tuike.config import Settings, get_settings
+from tuike.config import Settings, get_settings, redact_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -67,15 +67,7 @@ def migrate() -> None:
         upgrade(settings.database_url)
     except Exception as exc:
         raise _fail(f"migration failed: {exc}".splitlines()[0]) from None
-    console.print(f"database is up to date: {_redact(settings.database_url)}")
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
-    return url
+    console.print(f"database is up to date: {redact_url(settings.database_url)}")
 
 
 @app.command()

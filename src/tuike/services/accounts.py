@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, select, update
 
-from tuike.domain.errors import Conflict, InvalidField, NotFound
-from tuike.services import audit, catalog
+from tuike.domain.errors import Conflict, Forbidden, InvalidField, NotFound
+from tuike.services import audit, catalog, platform
 from tuike.services.auth import start_password_reset
 from tuike.services.users import (
     MEMBER_ROLES,
@@ -28,6 +28,14 @@ _MOVES = {
 }
 
 
+class SignUpClosed(Forbidden):
+    """The operator closed sign-up for this kind of account (maps to 403)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"{kind} sign-up is closed")
+        self.kind = kind
+
+
 def sign_up_affiliate(
     conn: Connection,
     *,
@@ -39,6 +47,8 @@ def sign_up_affiliate(
     locale: str = "",
 ) -> User:
     """Create an affiliate who declared the channels they promote on, and its user."""
+    if not platform.load(conn).affiliate_signup_open:
+        raise SignUpClosed("affiliate")
     email = check_email(email)
     check_password(password)
     if not channels:
@@ -74,6 +84,8 @@ def sign_up_merchant(
     locale: str = "",
 ) -> User:
     """Create a merchant awaiting the operator's approval, and its owner user."""
+    if not platform.load(conn).merchant_signup_open:
+        raise SignUpClosed("merchant")
     email = check_email(email)
     check_password(password)
     if find_user(conn, email) is not None:

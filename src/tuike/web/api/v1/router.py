@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tuike.web.api.v1 import catalog, conversions, keys, ledger, reports
+from tuike.web.api.v1 import catalog, conversions, keys, ledger, platform, reports
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(keys.router)
@@ -12,3 +12,4 @@ router.include_router(catalog.router)
 router.include_router(conversions.router)
 router.include_router(reports.router)
 router.include_router(ledger.router)
+router.include_router(platform.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from tuike.domain.catalog import (
     Affiliate,
@@ -51,7 +51,9 @@ class ProgramIn(Strict):
     fallback_url: str | None = None
     allowed_domains: list[str] = []
     click_param: str = "tk_click"
-    cookie_days: int = 30
+    cookie_days: int | None = Field(
+        None, description="Default: the platform's default_cookie_days (30 unless changed)."
+    )
     lock_days: int = 30
     commission_plan: dict[str, Any] = Field(
         description='e.g. {"cps_percent": "10", "category_percent": {"phones": "3"}, '
@@ -371,3 +373,23 @@ class KeyOut(BaseModel):
 class MeOut(BaseModel):
     role: str
     owner_id: int | None
+
+
+class PlatformSettingsOut(BaseModel):
+    """The platform settings in force (see docs/settings.md, "Platform settings")."""
+
+    affiliate_signup_open: bool
+    merchant_signup_open: bool
+    platform_name: str
+    support_email: str
+    default_cookie_days: int
+
+
+class PlatformSettingsPatch(Strict):
+    """The settings to change; keys left out keep their value. Types are not coerced."""
+
+    affiliate_signup_open: StrictBool | None = None
+    merchant_signup_open: StrictBool | None = None
+    platform_name: StrictStr | None = Field(None, description="1 to 60 characters")
+    support_email: StrictStr | None = Field(None, description="An email address, or empty")
+    default_cookie_days: StrictInt | None = Field(None, description="0 to 365")

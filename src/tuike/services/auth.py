@@ -86,6 +86,30 @@ def login(
     return LoginResult(user if ok else None, "" if ok else "bad")
 
 
+def take_attempt(conn: Connection, action: str, ip: str, *, limit: int, window: timedelta) -> bool:
+    """Count an attempt at an unauthenticated action from an address; False past the limit.
+
+    Attempts are kept in ``login_attempts`` under the action's name (``api:signup``: never
+    an email address, it has no @) and marked ``ok``, so they never count as failed
+    logins. Refused attempts are not recorded: the limit frees up as the window moves on.
+    """
+    ip = (ip or "")[:64]
+    now = utcnow()
+    seen = conn.execute(
+        select(func.count())
+        .select_from(t.login_attempts)
+        .where(
+            t.login_attempts.c.email == action,
+            t.login_attempts.c.ip == ip,
+            t.login_attempts.c.at >= now - window,
+        )
+    ).scalar_one()
+    if seen >= limit:
+        return False
+    conn.execute(insert(t.login_attempts).values(email=action, ip=ip, ok=True, at=now))
+    return True
+
+
 def prune_attempts(conn: Connection, older_than: timedelta = timedelta(days=1)) -> int:
     """Delete login attempts past any window; return how many."""
     return conn.execute(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tuike.web.api.v1 import catalog, conversions, keys, ledger, platform, reports
+from tuike.web.api.v1 import accounts, catalog, conversions, keys, ledger, platform, reports
 
 router = APIRouter(prefix="/api/v1")
+router.include_router(accounts.public)
+router.include_router(accounts.router)
 router.include_router(keys.router)
 router.include_router(catalog.router)
 router.include_router(conversions.router)

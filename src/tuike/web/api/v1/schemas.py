@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from tuike.domain.catalog import (
     Program,
 )
 from tuike.domain.commission import plan_to_dict
+from tuike.services.keys import KeyInfo
 
 Money = str
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -37,10 +39,11 @@ class MerchantOut(BaseModel):
     id: int
     name: str
     timezone: str
+    status: str = Field(description="pending (awaiting the operator) | active | banned")
 
     @classmethod
     def of(cls, m: Merchant) -> MerchantOut:
-        return cls(id=m.id, name=m.name, timezone=m.timezone)
+        return cls(id=m.id, name=m.name, timezone=m.timezone, status=m.status)
 
 
 class ProgramIn(Strict):
@@ -370,9 +373,36 @@ class KeyOut(BaseModel):
     owner_id: int | None
 
 
+class KeyInfoOut(BaseModel):
+    """A key as listed: never the key itself, only its first characters."""
+
+    id: int
+    prefix: str = Field(description="The key's first 10 characters, to recognise it")
+    role: str
+    owner_id: int | None
+    name: str
+    user_id: int | None = Field(description="The portal user the key was made by, if any")
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, k: KeyInfo) -> KeyInfoOut:
+        return cls(
+            id=k.id,
+            prefix=k.prefix,
+            role=k.role,
+            owner_id=k.owner_id,
+            name=k.name,
+            user_id=k.user_id,
+            created_at=k.created_at,
+            revoked_at=k.revoked_at,
+        )
+
+
 class MeOut(BaseModel):
     role: str
     owner_id: int | None
+    user_id: int | None = Field(None, description="The portal user the key acts for, if any")
 
 
 class PlatformSettingsOut(BaseModel):

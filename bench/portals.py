@@ -61,6 +61,7 @@ PAGES = {
             "/operator/programs",
             "/operator/audit",
             "/operator/outbox",
+            "/operator/settings",
         ],
     ),
 }

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tuike.cli.users import users_app
 from tuike.config import Settings, get_settings, redact_url
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 payouts_app = typer.Typer(help="Payout batches and the payout rails' files.", no_args_is_help=True)
 app.add_typer(payouts_app, name="payouts")
-users_app = typer.Typer(help="Portal users: operators, lost passwords.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 console = Console()
 err_console = Console(stderr=True)
@@ -450,67 +450,6 @@ def _check_owner(conn: Connection, role: str, owner: int | None) -> None:
     }.get(role)
     if lookup is not None and owner is not None and lookup(conn, owner) is None:
         raise InvalidField("owner", f"there is no {role} {owner}")
-
-
-PasswordStdin = Annotated[
-    bool,
-    typer.Option(
-        "--password-stdin",
-        help="Read the password from the first line of standard input (for scripts); "
-        "otherwise it is asked for, twice, on the terminal.",
-    ),
-]
-
-
-def _read_password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    if not sys.stdin.isatty():
-        raise _fail("no terminal to ask the password on: pass --password-stdin and pipe it in")
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-
-
-@users_app.command("create-operator")
-def users_create_operator(
-    email: Annotated[str, typer.Option(help="The operator's email address (the login).")],
-    name: Annotated[str, typer.Option(help="Display name (default: the email address).")] = "",
-    password_stdin: PasswordStdin = False,
-) -> None:
-    """Create an operator user who signs in to the operator console (/operator)."""
-    from tuike.services import audit
-    from tuike.services.users import check_password, create_user
-
-    password = _read_password(password_stdin)
-    with _database() as db:
-        check_password(password)  # before the database, for a clear reason
-        with db.write() as conn:
-            user_id = create_user(
-                conn, email=email, password=password, role="operator", owner_id=None, name=name
-            )
-            audit.record(conn, "cli", "user.create_operator", f"user:{user_id}")
-    console.print(f"operator {email.strip().lower()} created (user {user_id})", highlight=False)
-
-
-@users_app.command("reset-password")
-def users_reset_password(
-    email: Annotated[str, typer.Option(help="The email address of the user.")],
-    password_stdin: PasswordStdin = False,
-) -> None:
-    """Set a user's password (any role) and end their sessions; no mail is sent."""
-    from tuike.domain.errors import NotFound
-    from tuike.services import audit
-    from tuike.services.users import check_password, find_user, set_password
-
-    password = _read_password(password_stdin)
-    with _database() as db:
-        check_password(password)
-        with db.write() as conn:
-            user = find_user(conn, email)
-            if user is None:
-                raise NotFound(f"user {email.strip().lower()!r}")
-            set_password(conn, user.id, password)
-            audit.record(conn, "cli", "user.reset_password", user.ref)
-    console.print(f"password of {user.email} set; their sessions ended", highlight=False)
 
 
 if __name__ == "__main__":

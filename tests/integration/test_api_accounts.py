@@ -143,7 +143,7 @@ def test_bad_sign_ups_answer_4xx_and_write_nothing(db, client, world):
         ),
         ("affiliate", {**AFFILIATE, "is_admin": True}, 400, "is_admin"),
         ("affiliate", {**AFFILIATE, "email": "Taken@example.com"}, 409, None),
-        ("merchant", {**MERCHANT, "company": ""}, 400, "name"),
+        ("merchant", {**MERCHANT, "company": ""}, 400, "company"),
         ("merchant", {**MERCHANT, "password": "x" * 201}, 400, "password"),
         ("merchant", {k: v for k, v in MERCHANT.items() if k != "email"}, 400, "email"),
     ):

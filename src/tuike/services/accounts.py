@@ -90,7 +90,11 @@ def sign_up_merchant(
     check_password(password)
     if find_user(conn, email) is not None:
         raise Conflict("an account with this email address exists already")
-    merchant = catalog.create_merchant(conn, name=company, timezone=timezone)
+    try:
+        merchant = catalog.create_merchant(conn, name=company, timezone=timezone)
+    except InvalidField as exc:
+        # The merchant's name is what the sign-up form calls the company.
+        raise InvalidField("company" if exc.field == "name" else exc.field, exc.message) from None
     conn.execute(
         update(t.merchants).where(t.merchants.c.id == merchant.id).values(status="pending")
     )

@@ -117,7 +117,10 @@ class Settings(BaseSettings):
         "further attempts are refused without checking the password.",
     )
     login_max_failures_per_ip: int = Field(
-        30, ge=1, description="Failed portal logins allowed per client address in the window."
+        30,
+        ge=1,
+        description="Failed portal logins allowed per client address in the window; also the "
+        "requests per address to the API's public sign-up (and password) routes.",
     )
     login_window_minutes: int = Field(
         15, ge=1, description="The window of the login rate limit (minutes)."

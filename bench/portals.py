@@ -68,6 +68,7 @@ PAGES = {
             "/operator/programs",
             "/operator/audit",
             "/operator/outbox",
+            "/operator/settings",
         ],
     ),
 }

@@ -5,6 +5,7 @@ Every field is documented in docs/settings.md (a test fails when one is missing)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -136,7 +137,10 @@ class Settings(BaseSettings):
         "further attempts are refused without checking the password.",
     )
     login_max_failures_per_ip: int = Field(
-        30, ge=1, description="Failed portal logins allowed per client address in the window."
+        30,
+        ge=1,
+        description="Failed portal logins allowed per client address in the window; also the "
+        "requests per address to the API's public sign-up (and password) routes.",
     )
     login_window_minutes: int = Field(
         15, ge=1, description="The window of the login rate limit (minutes)."
@@ -183,6 +187,44 @@ class Settings(BaseSettings):
             return None
         path = self.database_url.split("///", 1)[-1]
         return None if path in ("", ":memory:") else Path(path)
+
+
+SECRET_FIELDS = frozenset({"secret_key", "privacy_salt"})
+
+
+def redact_url(url: str) -> str:
+    """Return a database URL with its password replaced by ``***``."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveSetting:
+    """One environment setting as the operator console shows it: secrets never in clear."""
+
+    variable: str
+    value: str
+    secret: bool
+    is_default: bool
+
+
+def effective_settings(settings: Settings) -> list[EffectiveSetting]:
+    """Return every setting's variable and value, secrets masked, URLs without passwords."""
+    out = []
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        secret = name in SECRET_FIELDS
+        if secret:
+            shown = "********"
+        elif name == "database_url":
+            shown = redact_url(value)
+        else:
+            shown = str(value).lower() if isinstance(value, bool) else str(value)
+        out.append(EffectiveSetting(f"TUIKE_{name.upper()}", shown, secret, value == field.default))
+    return out
 
 
 @lru_cache

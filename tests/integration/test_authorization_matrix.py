@@ -71,6 +71,8 @@ def matrix_world(db: Any, client: Any) -> dict[str, Any]:
             user = find_user(conn, email)
             user_ids[role] = user.id
             sessions[role] = auth.create_session(conn, user, timedelta(hours=1))
+        # A's keys were made by A's users (they act for them: team, own keys); B's and the
+        # operator's by no user (CLI), so both kinds are tried.
         key_a = keys.create_key(
             conn, role="affiliate", owner_id=w.affiliate_id, name="mine", user_id=user_ids["affA"]
         )
@@ -81,6 +83,9 @@ def matrix_world(db: Any, client: Any) -> dict[str, Any]:
             conn, program=program, affiliate_id=w.affiliate_id, code="AFFA"
         )
         token, invite = promotion.create_invite(conn, program)
+        merch_a_key = keys.create_key(
+            conn, role="merchant", owner_id=w.merchant_id, name="own", user_id=user_ids["merchA"]
+        )
     assert key_a
     return {
         "w": w,
@@ -89,9 +94,9 @@ def matrix_world(db: Any, client: Any) -> dict[str, Any]:
         "sessions": sessions,
         "user_ids": user_ids,
         "api_keys": {
-            "affA": w.affiliate_key,
+            "affA": key_a,
             "affB": w.other_affiliate_key,
-            "merchA": w.merchant_key,
+            "merchA": merch_a_key,
             "merchB": merch_b_key,
             "op": w.operator_key,
         },
@@ -362,6 +367,14 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
         ("GET", "/operator/programs", "/operator/programs", None, ("op",)),
         ("GET", "/operator/audit", "/operator/audit", None, ("op",)),
         ("GET", "/operator/outbox", "/operator/outbox", None, ("op",)),
+        ("GET", "/operator/settings", "/operator/settings", None, ("op",)),
+        (
+            "POST",
+            "/operator/settings",
+            "/operator/settings",
+            {"platform_name": "Taken", "default_cookie_days": "7"},
+            ("op",),
+        ),
         # REST API (keys); list routes answer every key with its own slice
         ("GET", f"{a}/me", f"{a}/me", None, KEYED),
         ("POST", f"{a}/keys", f"{a}/keys", {"role": "affiliate", "owner_id": aff}, ("op",)),
@@ -580,6 +593,40 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             f"{a}/fx-rates",
             f"{a}/fx-rates",
             {"base": "USD", "quote": "CNY", "rate": "7.1"},
+            ("op",),
+        ),
+        ("GET", f"{a}/platform/settings", f"{a}/platform/settings", None, ("op",)),
+        # accounts: public sign-up and reset, the team, one's keys, the operator's decisions
+        ("POST", f"{a}/signup/affiliate", f"{a}/signup/affiliate", None, PUBLIC),
+        ("POST", f"{a}/signup/merchant", f"{a}/signup/merchant", None, PUBLIC),
+        ("POST", f"{a}/password/forgot", f"{a}/password/forgot", None, PUBLIC),
+        ("POST", f"{a}/password/reset", f"{a}/password/reset", None, PUBLIC),
+        ("GET", f"{a}/team", f"{a}/team?merchant_id={mid}", None, ("merchA", "op")),
+        ("POST", f"{a}/team", f"{a}/team", {"email": "n@example.com"}, ("merchA",)),
+        (
+            "PATCH",
+            f"{a}/team/{{user_id}}",
+            f"{a}/team/{merch_a_user}",
+            {"member_role": "analyst"},
+            ("merchA",),
+        ),
+        ("GET", f"{a}/keys", f"{a}/keys", None, KEYED),
+        ("DELETE", f"{a}/keys/{{key_id}}", f"{a}/keys/{m['key_a']}", None, ("affA", "op")),
+        *(
+            (
+                "PATCH",
+                f"{a}/{kind}s/{{{kind}_id}}/status",
+                f"{a}/{kind}s/{owner}/status",
+                {"status": "banned", "reason": "r"},
+                ("op",),
+            )
+            for kind, owner in (("merchant", mid), ("affiliate", aff))
+        ),
+        (
+            "PATCH",
+            f"{a}/platform/settings",
+            f"{a}/platform/settings",
+            {"affiliate_signup_open": False},
             ("op",),
         ),
     ]

@@ -1,4 +1,5 @@
-"""`tuike serve | migrate | demo | keys create | approve-due | deliver-postbacks`."""
+"""The `tuike` command: serve, migrate, demo, keys, users, approve-due, deliver-postbacks,
+settle, payouts …"""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tuike.config import Settings, get_settings
+from tuike.cli.users import users_app
+from tuike.config import Settings, get_settings, redact_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -33,6 +35,7 @@ ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 payouts_app = typer.Typer(help="Payout batches and the payout rails' files.", no_args_is_help=True)
 app.add_typer(payouts_app, name="payouts")
+app.add_typer(users_app, name="users")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -67,15 +70,7 @@ def migrate() -> None:
         upgrade(settings.database_url)
     except Exception as exc:
         raise _fail(f"migration failed: {exc}".splitlines()[0]) from None
-    console.print(f"database is up to date: {_redact(settings.database_url)}")
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
-    return url
+    console.print(f"database is up to date: {redact_url(settings.database_url)}")
 
 
 @app.command()

@@ -11,11 +11,17 @@ OPERATOR, MERCHANT, AFFILIATE, PROGRAM = "operator", "merchant", "affiliate", "p
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller: a role and the merchant, affiliate or program it owns."""
+    """The authenticated caller: a role and the merchant, affiliate or program it owns.
+
+    ``user_id`` is the portal user a key acts for: the user who made it, when that user
+    has the key's role and owner. Keys made by the CLI, or through another key of no
+    user, act for the account alone.
+    """
 
     role: str
     owner_id: int | None
     key_id: int
+    user_id: int | None = None
 
     @property
     def ref(self) -> str:

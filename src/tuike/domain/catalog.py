@@ -27,6 +27,7 @@ class Merchant:
     name: str
     timezone: str
     created_at: datetime
+    status: str = "active"  # pending (signed up, awaiting the operator) | active | banned
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, select, update
 
-from tuike.domain.errors import Conflict, InvalidField, NotFound
-from tuike.services import audit, catalog
+from tuike.domain.errors import Conflict, Forbidden, InvalidField, NotFound
+from tuike.services import audit, catalog, platform
 from tuike.services.auth import start_password_reset
 from tuike.services.users import (
     MEMBER_ROLES,
@@ -28,6 +28,14 @@ _MOVES = {
 }
 
 
+class SignUpClosed(Forbidden):
+    """The operator closed sign-up for this kind of account (maps to 403)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"{kind} sign-up is closed")
+        self.kind = kind
+
+
 def sign_up_affiliate(
     conn: Connection,
     *,
@@ -39,6 +47,8 @@ def sign_up_affiliate(
     locale: str = "",
 ) -> User:
     """Create an affiliate who declared the channels they promote on, and its user."""
+    if not platform.load(conn).affiliate_signup_open:
+        raise SignUpClosed("affiliate")
     email = check_email(email)
     check_password(password)
     if not channels:
@@ -74,11 +84,17 @@ def sign_up_merchant(
     locale: str = "",
 ) -> User:
     """Create a merchant awaiting the operator's approval, and its owner user."""
+    if not platform.load(conn).merchant_signup_open:
+        raise SignUpClosed("merchant")
     email = check_email(email)
     check_password(password)
     if find_user(conn, email) is not None:
         raise Conflict("an account with this email address exists already")
-    merchant = catalog.create_merchant(conn, name=company, timezone=timezone)
+    try:
+        merchant = catalog.create_merchant(conn, name=company, timezone=timezone)
+    except InvalidField as exc:
+        # The merchant's name is what the sign-up form calls the company.
+        raise InvalidField("company" if exc.field == "name" else exc.field, exc.message) from None
     conn.execute(
         update(t.merchants).where(t.merchants.c.id == merchant.id).values(status="pending")
     )

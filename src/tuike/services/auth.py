@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from tuike.domain.errors import InvalidField
-from tuike.services import audit, mail
+from tuike.services import audit, mail, platform
 from tuike.services.clock import utcnow
 from tuike.services.users import User, find_user, get_user, set_password, verify_password
 from tuike.storage import tables as t
@@ -86,6 +86,30 @@ def login(
     return LoginResult(user if ok else None, "" if ok else "bad")
 
 
+def take_attempt(conn: Connection, action: str, ip: str, *, limit: int, window: timedelta) -> bool:
+    """Count an attempt at an unauthenticated action from an address; False past the limit.
+
+    Attempts are kept in ``login_attempts`` under the action's name (``api:signup``: never
+    an email address, it has no @) and marked ``ok``, so they never count as failed
+    logins. Refused attempts are not recorded: the limit frees up as the window moves on.
+    """
+    ip = (ip or "")[:64]
+    now = utcnow()
+    seen = conn.execute(
+        select(func.count())
+        .select_from(t.login_attempts)
+        .where(
+            t.login_attempts.c.email == action,
+            t.login_attempts.c.ip == ip,
+            t.login_attempts.c.at >= now - window,
+        )
+    ).scalar_one()
+    if seen >= limit:
+        return False
+    conn.execute(insert(t.login_attempts).values(email=action, ip=ip, ok=True, at=now))
+    return True
+
+
 def prune_attempts(conn: Connection, older_than: timedelta = timedelta(days=1)) -> int:
     """Delete login attempts past any window; return how many."""
     return conn.execute(
@@ -141,15 +165,19 @@ def start_password_reset(
         )
     )
     link = f"{reset_url.rstrip('/')}/{raw}"
+    settings = platform.load(conn)
+    name = settings.platform_name
     if invitation:
-        subject = "You are invited to tuike / 您已受邀加入 tuike"
+        subject = f"You are invited to {name} / 您已受邀加入 {name}"
         body = f"Set your password to join your team:\n设置密码以加入团队：\n\n{link}\n"
     else:
-        subject = "Reset your tuike password / 重置 tuike 密码"
+        subject = f"Reset your {name} password / 重置 {name} 密码"
         body = (
             "Someone asked to reset your password. If it was you, open this link within "
             f"two hours:\n如果是您本人申请重置密码，请在两小时内打开此链接：\n\n{link}\n"
         )
+    if settings.support_email:
+        body += f"\nHelp / 帮助: {settings.support_email}\n"
     mail.queue(conn, user.email, subject, body)
 
 

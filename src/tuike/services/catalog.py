@@ -162,7 +162,10 @@ def create_program(conn: Connection, *, merchant_id: int, currency: str, **field
     for required in ("name", "landing_url", "commission_plan"):
         if required not in fields:
             raise InvalidField(required, "is required")
-    fields.setdefault("cookie_days", 30)
+    if fields.get("cookie_days") is None:
+        from tuike.services.platform import load as platform_settings  # platform imports us
+
+        fields["cookie_days"] = platform_settings(conn).default_cookie_days
     fields.setdefault("lock_days", 30)
     fields.setdefault("timezone", merchant.timezone)
     values = _program_values(fields, currency)

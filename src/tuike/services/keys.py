@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -52,13 +53,27 @@ def create_key(
 
 
 def authenticate(conn: Connection, raw: str | None) -> Principal | None:
-    """Return the principal of a key, or None for a missing, unknown or revoked key."""
+    """Return the principal of a key, or None for a missing, unknown or revoked key.
+
+    A key made by a user acts for that user (``Principal.user_id``) and stops working when
+    the user is disabled, like their sessions. Program keys belong to the program: they
+    keep working whoever made them, so a shop's conversions do not stop with a person.
+    """
     if not raw or len(raw) > 200:
         return None
+    k, u = t.api_keys.c, t.users.c
     row = conn.execute(
-        select(t.api_keys.c.id, t.api_keys.c.role, t.api_keys.c.owner_id).where(
-            t.api_keys.c.key_hash == hash_key(raw), t.api_keys.c.revoked_at.is_(None)
+        select(
+            k.id,
+            k.role,
+            k.owner_id,
+            u.id.label("uid"),
+            u.role.label("user_role"),
+            u.owner_id.label("user_owner"),
+            u.status.label("user_status"),
         )
+        .select_from(t.api_keys.outerjoin(t.users, u.id == k.user_id))
+        .where(k.key_hash == hash_key(raw), k.revoked_at.is_(None))
     ).first()
     if row is None:
         return None
@@ -68,7 +83,12 @@ def authenticate(conn: Connection, raw: str | None) -> Principal | None:
         status = conn.execute(select(table.c.status).where(table.c.id == row.owner_id)).scalar()
         if status != "active":
             return None
-    return Principal(role=row.role, owner_id=row.owner_id, key_id=row.id)
+    user_id = None
+    if row.uid is not None and row.user_role == row.role and row.user_owner == row.owner_id:
+        if row.user_status != "active":
+            return None
+        user_id = row.uid
+    return Principal(role=row.role, owner_id=row.owner_id, key_id=row.id, user_id=user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +102,13 @@ class KeyInfo:
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    user_id: int | None
+
+
+def _info(r: Any) -> KeyInfo:
+    return KeyInfo(
+        r.id, r.prefix, r.role, r.owner_id, r.name, r.created_at, r.revoked_at, r.user_id
+    )
 
 
 def list_keys(
@@ -97,20 +124,21 @@ def list_keys(
         stmt = stmt.where(t.api_keys.c.user_id == user_id)
     if role is not None:
         stmt = stmt.where(t.api_keys.c.role == role, t.api_keys.c.owner_id == owner_id)
-    return [
-        KeyInfo(r.id, r.prefix, r.role, r.owner_id, r.name, r.created_at, r.revoked_at)
-        for r in conn.execute(stmt)
-    ]
+    return [_info(r) for r in conn.execute(stmt)]
 
 
 def get_key(conn: Connection, key_id: int) -> KeyInfo | None:
     """Return a key's public facts."""
     r = conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
-    if r is None:
-        return None
-    return KeyInfo(r.id, r.prefix, r.role, r.owner_id, r.name, r.created_at, r.revoked_at)
+    return _info(r) if r is not None else None
 
 
-def revoke_key(conn: Connection, key_id: int) -> None:
-    """Revoke a key; it answers 401 from then on."""
-    conn.execute(update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=utcnow()))
+def revoke_key(conn: Connection, key_id: int) -> bool:
+    """Revoke a key (it answers 401 from then on); False if it was revoked already."""
+    return bool(
+        conn.execute(
+            update(t.api_keys)
+            .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount
+    )

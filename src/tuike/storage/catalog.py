@@ -23,7 +23,13 @@ from tuike.storage import tables as t
 
 def merchant_from_row(row: Row[Any]) -> Merchant:
     """Map a merchants row."""
-    return Merchant(id=row.id, name=row.name, timezone=row.timezone, created_at=row.created_at)
+    return Merchant(
+        id=row.id,
+        name=row.name,
+        timezone=row.timezone,
+        created_at=row.created_at,
+        status=row.status,
+    )
 
 
 def program_from_row(row: Row[Any]) -> Program:

@@ -303,7 +303,8 @@ api_keys = Table(
     Column("role", String(16), nullable=False),
     Column("owner_id", BigInteger),
     Column("name", String(200), nullable=False),
-    # The portal user who created the key (None for keys made by the CLI or the API).
+    # The portal user who created the key, in the portal or through one of their own keys
+    # (None for keys made by the CLI, or through a key of no user).
     Column("user_id", BigInteger, ForeignKey("users.id"), index=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime()),

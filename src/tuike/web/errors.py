@@ -33,6 +33,14 @@ class Unauthorized(Exception):
     """A missing, unknown or revoked API key (401)."""
 
 
+class RateLimited(Exception):
+    """Too many attempts from one client address (429, with Retry-After)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many attempts")
+        self.retry_after = retry_after
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into JSON errors."""
 
@@ -56,6 +64,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unauthorized(_: Request, __: Unauthorized) -> JSONResponse:
         response = error_response(401, "missing, unknown or revoked API key")
         response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(RateLimited)
+    async def _limited(_: Request, exc: RateLimited) -> JSONResponse:
+        response = error_response(429, "too many attempts from this address; try again later")
+        response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.exception_handler(RequestValidationError)

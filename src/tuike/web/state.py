@@ -10,6 +10,7 @@ from fastapi import Request
 from tuike.config import Settings
 from tuike.services.click_writer import ClickWriter
 from tuike.services.clicks import LinkCache, UniqueFilter
+from tuike.services.platform import SettingsCache
 from tuike.storage.db import Database
 
 
@@ -22,6 +23,8 @@ class AppState:
     links: LinkCache
     uniques: UniqueFilter
     writer: ClickWriter
+    # The operator's run-time settings (sign-up switches, platform name …), read by pages.
+    platform: SettingsCache
     # Figures pages may show a little stale (the marketplace's network EPC), by key.
     cache: dict[str, tuple[float, object]] = field(default_factory=dict)
 
@@ -44,6 +47,7 @@ class AppState:
                 limit=settings.writer_queue_limit,
                 separate_process=settings.writer_process,
             ),
+            platform=SettingsCache(db),
         )
 
 

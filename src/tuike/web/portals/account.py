@@ -127,8 +127,10 @@ def switch_language(request: Request, locale: str = Form(...), next: str = Form(
 
 
 def _signup_context(request: Request, kind: str, form: dict[str, Any], error: str = "") -> dict:
+    settings = get_state(request).platform.get()
     return {
         "kind": kind,
+        "closed": not getattr(settings, f"{kind}_signup_open"),
         "form": form,
         "error": error,
         "channel_kinds": CHANNEL_KINDS,
@@ -136,11 +138,23 @@ def _signup_context(request: Request, kind: str, form: dict[str, Any], error: st
     }
 
 
+def _signup_page(request: Request, kind: str) -> Response:
+    context = _signup_context(
+        request, kind, {"next": safe_next(request.query_params.get("next"), "")}
+    )
+    return render(request, "signup.html", context, 403 if context["closed"] else 200)
+
+
+def _closed(request: Request, kind: str) -> Response:
+    get_state(request).platform.invalidate()  # the page said open: read the switch again
+    context = {**_signup_context(request, kind, {}), "closed": True}
+    return render(request, "signup.html", context, 403)
+
+
 @router.get("/signup/affiliate", response_class=HTMLResponse)
 def affiliate_signup_page(request: Request) -> Response:
-    """Show the affiliate sign-up form."""
-    form = {"next": safe_next(request.query_params.get("next"), "")}
-    return render(request, "signup.html", _signup_context(request, "affiliate", form))
+    """Show the affiliate sign-up form (or that the operator closed sign-up)."""
+    return _signup_page(request, "affiliate")
 
 
 @router.post("/signup/affiliate", dependencies=[CsrfChecked])
@@ -182,6 +196,8 @@ def affiliate_signup(
                 channels=channels,
                 locale=locale_of(request),
             )
+    except accounts.SignUpClosed:
+        return _closed(request, "affiliate")
     except (InvalidField, Conflict) as exc:
         context = _signup_context(request, "affiliate", form, error_text(request, exc))
         return render(request, "signup.html", context, 400)
@@ -192,8 +208,8 @@ def affiliate_signup(
 
 @router.get("/signup/merchant", response_class=HTMLResponse)
 def merchant_signup_page(request: Request) -> Response:
-    """Show the merchant sign-up form."""
-    return render(request, "signup.html", _signup_context(request, "merchant", {}))
+    """Show the merchant sign-up form (or that the operator closed sign-up)."""
+    return _signup_page(request, "merchant")
 
 
 @router.post("/signup/merchant", dependencies=[CsrfChecked])
@@ -219,6 +235,8 @@ def merchant_signup(
                 timezone=timezone or state.settings.default_timezone,
                 locale=locale_of(request),
             )
+    except accounts.SignUpClosed:
+        return _closed(request, "merchant")
     except (InvalidField, Conflict) as exc:
         context = _signup_context(request, "merchant", form, error_text(request, exc))
         return render(request, "signup.html", context, 400)

@@ -1,5 +1,5 @@
 """The operator console: system health, merchants and affiliates to approve or ban,
-all programs, the audit log and the mail outbox."""
+all programs, the audit log, the mail outbox and the platform settings."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
-from tuike.domain.errors import NotFound
-from tuike.services import accounts, audit, mail
+from tuike.config import effective_settings
+from tuike.domain.errors import InvalidField, NotFound
+from tuike.services import accounts, audit, mail, platform
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
 from tuike.web.portals import dashboards
 from tuike.web.portals.account import see_other
-from tuike.web.portals.rendering import render
+from tuike.web.portals.rendering import N_, gettext_for, render
 from tuike.web.portals.session import CsrfChecked, OperatorUser
 from tuike.web.state import get_state
 
@@ -138,3 +139,101 @@ def outbox(request: Request, user: OperatorUser) -> Response:
     with get_state(request).db.read() as conn:
         messages = mail.outbox(conn, to=request.query_params.get("to") or None)
     return render(request, "operator/outbox.html", {"messages": messages})
+
+
+SETTING_TEXT: dict[str, tuple[str, str]] = {
+    # key: (label, help) — message ids, translated when shown.
+    "affiliate_signup_open": (
+        N_("Affiliate sign-up open"),
+        N_("New affiliates may create an account in the portal and over the API."),
+    ),
+    "merchant_signup_open": (
+        N_("Merchant sign-up open"),
+        N_("New merchants may apply; you still approve each one."),
+    ),
+    "platform_name": (
+        N_("Platform name"),
+        N_("Shown in every page's title and header, and in mails."),
+    ),
+    "support_email": (
+        N_("Support email address"),
+        N_("Shown at the foot of every page and in mails; leave empty to hide."),
+    ),
+    "default_cookie_days": (
+        N_("Default cookie window (days)"),
+        N_("For new programs created without their own cookie window."),
+    ),
+}
+
+
+def settings_context(
+    request: Request, values: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Build the settings page: the platform settings' form and the environment settings."""
+    state = get_state(request)
+    with state.db.read() as conn:
+        current = platform.load(conn).as_dict()
+        stored = platform.history(conn)
+    shown = {**current, **(values or {})}
+    fields = [
+        {
+            "key": spec.key,
+            "kind": spec.kind.__name__,
+            "label": SETTING_TEXT[spec.key][0],
+            "help": SETTING_TEXT[spec.key][1],
+            "value": shown[spec.key],
+            "default": spec.default,
+            "stored": stored.get(spec.key),
+        }
+        for spec in platform.REGISTRY
+    ]
+    return {
+        "fields": fields,
+        "env": effective_settings(state.settings),
+        "error": "",
+        "flash": "",
+        **extra,
+    }
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, user: OperatorUser, saved: int = 0) -> Response:
+    """Show the platform settings, and the environment settings they run under."""
+    _ = gettext_for(request)
+    flash = _("Settings saved.") if saved else ""
+    return render(request, "operator/settings.html", settings_context(request, flash=flash))
+
+
+@router.post("/settings", dependencies=[CsrfChecked])
+def save_settings(
+    request: Request,
+    user: OperatorUser,
+    affiliate_signup_open: str = Form(""),
+    merchant_signup_open: str = Form(""),
+    platform_name: str = Form(""),
+    support_email: str = Form(""),
+    default_cookie_days: str = Form(""),
+) -> Response:
+    """Save the platform settings (all or nothing, audit-logged)."""
+    raw_days = default_cookie_days.strip()
+    # A non-number stays text, and the setting's check refuses it.
+    days: int | str = int(raw_days) if raw_days.lstrip("-").isdigit() else raw_days
+    values: dict[str, Any] = {
+        # An unticked checkbox is not sent at all.
+        "affiliate_signup_open": affiliate_signup_open == "on",
+        "merchant_signup_open": merchant_signup_open == "on",
+        "platform_name": platform_name,
+        "support_email": support_email,
+        "default_cookie_days": days,
+    }
+    state = get_state(request)
+    try:
+        with state.db.write() as conn:
+            platform.update(conn, values, actor=user.ref)
+    except InvalidField as exc:
+        _ = gettext_for(request)
+        label = SETTING_TEXT.get(exc.field, (exc.field, ""))[0]
+        context = settings_context(request, values, error=f"{_(label)}: {exc.message}")
+        return render(request, "operator/settings.html", context, 400)
+    state.platform.invalidate()
+    return see_other("/operator/settings?saved=1")

@@ -58,6 +58,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/operator/programs", N_("Programs")),
         ("/operator/audit", N_("Audit log")),
         ("/operator/outbox", N_("Outbox")),
+        ("/operator/settings", N_("Settings")),
         ("/account/keys", N_("API keys")),
     ],
 }
@@ -87,7 +88,11 @@ def _context(request: Request) -> dict[str, Any]:
     if user is not None:
         tz = get_state(request).settings.default_timezone
     tr = i18n.translations(locale)
+    platform = get_state(request).platform.get()
     return {
+        "platform": platform,
+        # The default name keeps its Chinese half, as before the setting existed.
+        "brand": "tuike 推客" if platform.platform_name == "tuike" else platform.platform_name,
         "_": tr.gettext,
         "ngettext": tr.ngettext,
         "locale": locale,

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from tuike.web.portals import account, affiliate, merchant, operator, postbacks, promotion
 from tuike.web.portals.rendering import N_, render
+from tuike.web.state import get_state
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,8 +34,24 @@ PORTALS: dict[str, dict[str, str]] = {
 
 
 def home_context(request: Request | None) -> dict[str, Any]:
-    """Build the context of the home page."""
-    return {"portals": PORTALS, "api_docs": "/api/v1/docs", "openapi": "/api/v1/openapi.json"}
+    """Build the context of the home page (no sign-up button where sign-up is closed)."""
+    portals = PORTALS
+    if request is not None:
+        settings = get_state(request).platform.get()
+        closed = {
+            role
+            for role, is_open in (
+                ("affiliate", settings.affiliate_signup_open),
+                ("merchant", settings.merchant_signup_open),
+            )
+            if not is_open
+        }
+        if closed:
+            portals = {
+                role: {**portal, "join": "" if role in closed else portal["join"]}
+                for role, portal in PORTALS.items()
+            }
+    return {"portals": portals, "api_docs": "/api/v1/docs", "openapi": "/api/v1/openapi.json"}
 
 
 @router.get("/", response_class=HTMLResponse)

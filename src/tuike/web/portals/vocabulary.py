@@ -75,6 +75,7 @@ WORDS = (
     N_("email"),
     N_("password"),
     N_("name"),
+    N_("company"),
     N_("timezone"),
     N_("channels"),
     N_("landing_url"),

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tuike.web.api.v1 import catalog, conversions, keys, ledger, postbacks, promotion, reports
+from tuike.web.api.v1 import (
+    accounts,
+    catalog,
+    conversions,
+    keys,
+    ledger,
+    platform,
+    postbacks,
+    promotion,
+    reports,
+)
 
 router = APIRouter(prefix="/api/v1")
+router.include_router(accounts.public)
+router.include_router(accounts.router)
 router.include_router(keys.router)
 router.include_router(catalog.router)
 router.include_router(promotion.router)
@@ -14,3 +26,4 @@ router.include_router(conversions.router)
 router.include_router(reports.router)
 router.include_router(ledger.router)
 router.include_router(postbacks.router)
+router.include_router(platform.router)

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from tuike.domain.catalog import (
     Affiliate,
@@ -18,6 +18,7 @@ from tuike.domain.catalog import (
     Program,
 )
 from tuike.domain.commission import plan_to_dict
+from tuike.services.keys import KeyInfo
 
 Money = str
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -38,10 +39,11 @@ class MerchantOut(BaseModel):
     id: int
     name: str
     timezone: str
+    status: str = Field(description="pending (awaiting the operator) | active | banned")
 
     @classmethod
     def of(cls, m: Merchant) -> MerchantOut:
-        return cls(id=m.id, name=m.name, timezone=m.timezone)
+        return cls(id=m.id, name=m.name, timezone=m.timezone, status=m.status)
 
 
 class ProgramIn(Strict):
@@ -52,7 +54,9 @@ class ProgramIn(Strict):
     fallback_url: str | None = None
     allowed_domains: list[str] = []
     click_param: str = "tk_click"
-    cookie_days: int = 30
+    cookie_days: int | None = Field(
+        None, description="Default: the platform's default_cookie_days (30 unless changed)."
+    )
     lock_days: int = 30
     commission_plan: dict[str, Any] = Field(
         description='e.g. {"cps_percent": "10", "category_percent": {"phones": "3"}, '
@@ -427,6 +431,53 @@ class KeyOut(BaseModel):
     owner_id: int | None
 
 
+class KeyInfoOut(BaseModel):
+    """A key as listed: never the key itself, only its first characters."""
+
+    id: int
+    prefix: str = Field(description="The key's first 10 characters, to recognise it")
+    role: str
+    owner_id: int | None
+    name: str
+    user_id: int | None = Field(description="The portal user the key was made by, if any")
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, k: KeyInfo) -> KeyInfoOut:
+        return cls(
+            id=k.id,
+            prefix=k.prefix,
+            role=k.role,
+            owner_id=k.owner_id,
+            name=k.name,
+            user_id=k.user_id,
+            created_at=k.created_at,
+            revoked_at=k.revoked_at,
+        )
+
+
 class MeOut(BaseModel):
     role: str
     owner_id: int | None
+    user_id: int | None = Field(None, description="The portal user the key acts for, if any")
+
+
+class PlatformSettingsOut(BaseModel):
+    """The platform settings in force (see docs/settings.md, "Platform settings")."""
+
+    affiliate_signup_open: bool
+    merchant_signup_open: bool
+    platform_name: str
+    support_email: str
+    default_cookie_days: int
+
+
+class PlatformSettingsPatch(Strict):
+    """The settings to change; keys left out keep their value. Types are not coerced."""
+
+    affiliate_signup_open: StrictBool | None = None
+    merchant_signup_open: StrictBool | None = None
+    platform_name: StrictStr | None = Field(None, description="1 to 60 characters")
+    support_email: StrictStr | None = Field(None, description="An email address, or empty")
+    default_cookie_days: StrictInt | None = Field(None, description="0 to 365")

@@ -274,3 +274,17 @@ def test_dashboards_show_commission_in_the_locale(db, client):
     client.cookies.set("tk_lang", "zh_CN")
     page = client.get("/affiliate")
     assert "¥123.40" in page.text and "待结算" in page.text
+
+
+def test_conversion_list_pages_by_100_and_the_csv_has_them_all(db, client):
+    world = _merchant(db, client)
+    for i in range(105):
+        convert(client, world.program_key, f"P-{i:03d}", amount="10.00")
+    first = client.get("/merchant/conversions")
+    assert first.text.count("data-order=") == 100 and "P-104" in first.text
+    older = re.search(r'href="(\?[^"]*before=[0-9A-Z]{26}[^"]*)"', first.text).group(1)
+    second = client.get("/merchant/conversions" + html.unescape(older))
+    assert second.text.count("data-order=") == 5 and "P-000" in second.text
+    assert "P-104" not in second.text
+    rows = list(csv.reader(io.StringIO(client.get("/merchant/conversions?format=csv").text)))
+    assert len(rows) == 106

@@ -771,6 +771,22 @@ def list_conversions(
     return [_body(r) for r in conn.execute(stmt)]
 
 
+_LIST_COLUMNS = (
+    "id",
+    "program_id",
+    "affiliate_id",
+    "event",
+    "order_id",
+    "status",
+    "source",
+    "currency",
+    "amount_minor",
+    "commission_minor",
+    "occurred_at",
+    "attribution",
+)
+
+
 def search_conversions(
     conn: Connection,
     *,
@@ -780,10 +796,14 @@ def search_conversions(
     order_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    before_id: str | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
-    """Return conversions for the portals' lists, newest first, with decimal amounts."""
-    stmt = select(t.conversions).order_by(_c.id.desc()).limit(limit)
+    """Return conversions for the portals' lists, newest first, with decimal amounts;
+    ``before_id`` pages on (the ids older than the last one shown)."""
+    stmt = select(*(_c[name] for name in _LIST_COLUMNS)).order_by(_c.id.desc()).limit(limit)
+    if before_id:
+        stmt = stmt.where(_c.id < before_id)
     if program_ids is not None:
         stmt = stmt.where(_c.program_id.in_(list(program_ids)))
     if affiliate_id is not None:

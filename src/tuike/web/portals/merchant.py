@@ -29,6 +29,8 @@ from tuike.web.state import get_state
 
 router = APIRouter(prefix="/merchant", include_in_schema=False)
 STATUSES = ("pending", "approved", "rejected", "refunded")
+PAGE_ROWS = 100
+CSV_ROWS = 50_000
 
 
 def _programs(conn: Any, user: users.User) -> list[Program]:
@@ -247,10 +249,14 @@ def decide(
     return see_other("/merchant/affiliates")
 
 
-def conversions_context(request: Request, user: users.User) -> dict[str, Any]:
-    """Build the conversions page: filtered by program, status, order id and days."""
+def conversions_context(
+    request: Request, user: users.User, csv_export: bool = False
+) -> dict[str, Any]:
+    """Build the conversions page: filtered by program, status, order id and days, a page
+    of ``PAGE_ROWS`` at a time (``before`` = the last id shown); CSV takes ``CSV_ROWS``."""
     state = get_state(request)
     params = request.query_params
+    before = params.get("before", "")
     q = dashboards.parse_range(dict(params), state.settings.default_timezone)
     zone = ZoneInfo(q.tz)
     status = params.get("status", "")
@@ -265,7 +271,8 @@ def conversions_context(request: Request, user: users.User) -> dict[str, Any]:
             order_id=params.get("order_id") or None,
             since=datetime.combine(q.start, time.min, zone).astimezone(UTC),
             until=datetime.combine(q.end + timedelta(days=1), time.min, zone).astimezone(UTC),
-            limit=500,
+            before_id=before if ids.is_ulid(before) else None,
+            limit=CSV_ROWS if csv_export else PAGE_ROWS,
         )
         names = {
             a.id: a.name
@@ -283,14 +290,21 @@ def conversions_context(request: Request, user: users.User) -> dict[str, Any]:
         "order_id": params.get("order_id", ""),
         "affiliate_names": names,
         "flash": params.get("done", ""),
+        "next_page": (
+            "?" + request.url.include_query_params(before=rows[-1]["id"]).query
+            if len(rows) == PAGE_ROWS and not csv_export
+            else ""
+        ),
+        "paged": bool(before),
     }
 
 
 @router.get("/conversions", response_class=HTMLResponse)
 def conversion_list(request: Request, user: MerchantUser) -> Response:
     """List conversions with filters; ``format=csv`` downloads them."""
-    context = conversions_context(request, user)
-    if request.query_params.get("format") == "csv":
+    csv_export = request.query_params.get("format") == "csv"
+    context = conversions_context(request, user, csv_export)
+    if csv_export:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(

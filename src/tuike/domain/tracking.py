@@ -48,6 +48,10 @@ class ClickRecord:
     visitor: str
     is_unique: bool
     is_bot: bool
+    # Traffic quality at click time (docs/fraud-rules.md): 0-100, rule codes, filtered.
+    fraud_score: int = 0
+    fraud_reasons: str = ""
+    invalid: bool = False
 
 
 def _echoed(query: dict[str, str], name: str) -> str:

@@ -44,6 +44,9 @@ assert COLUMNS == (
     "visitor",
     "is_unique",
     "is_bot",
+    "fraud_score",
+    "fraud_reasons",
+    "invalid",
 ), "clicks columns changed: update storage/clicks.insert_clicks"
 
 
@@ -94,6 +97,9 @@ def insert_clicks(
             c.visitor,
             c.is_unique,
             c.is_bot,
+            c.fraud_score,
+            c.fraud_reasons,
+            c.invalid,
         )
         for c in records
     ]

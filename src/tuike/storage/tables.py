@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -67,6 +68,8 @@ programs = Table(
     Column("postback_secret", String(64), nullable=False),
     Column("require_signature", Boolean, nullable=False, server_default="0"),
     Column("pixel_pending_review", Boolean, nullable=False, server_default="0"),
+    # Per-program tuning of the fraud rules (thresholds, target countries); see fraud-rules.md.
+    Column("fraud_config", JSON),
     Column("category", String(64), nullable=False, server_default=""),
     Column("timezone", String(64), nullable=False),
     # The platform's service fee: parts per million of the commission, and who pays it.
@@ -94,6 +97,11 @@ affiliates = Table(
     Column("payout_method", String(16), nullable=False, server_default="bank"),
     Column("payout_account", String(200), nullable=False, server_default=""),
     Column("payout_name", String(200), nullable=False, server_default=""),
+    # Traffic quality of the affiliate's whole book (0-100, higher is cleaner), recomputed by
+    # the quality job; flagged affiliates are in the operator's queue.
+    Column("quality_score", SmallInteger),
+    Column("quality_flagged", Boolean, nullable=False, server_default="0"),
+    Column("quality_updated_at", UTCDateTime()),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -229,6 +237,11 @@ clicks = Table(
     Column("visitor", String(32), nullable=False),
     Column("is_unique", Boolean, nullable=False),
     Column("is_bot", Boolean, nullable=False),
+    # Traffic quality (docs/fraud-rules.md): 0-100, the rule codes that fired, and whether
+    # the click is filtered (it does not attribute and is not billable; reports show it).
+    Column("fraud_score", SmallInteger, nullable=False, server_default="0"),
+    Column("fraud_reasons", String(255), nullable=False, server_default=""),
+    Column("invalid", Boolean, nullable=False, server_default="0"),
 )
 
 conversions = Table(
@@ -261,6 +274,12 @@ conversions = Table(
     Column("items", JSON),
     Column("coupon", String(64)),
     Column("customer_hash", String(64)),
+    # The buyer's address and device, salted hashes, for self-referral checks.
+    Column("ip_hash", String(64)),
+    Column("device_hash", String(64)),
+    # Traffic quality: 0-100 and the rules that fired with their evidence (a JSON list).
+    Column("fraud_score", SmallInteger, nullable=False, server_default="0"),
+    Column("fraud_reasons", JSON),
     Column("occurred_at", UTCDateTime(), nullable=False),
     # The program's fee terms when the conversion was recorded: its postings keep them.
     Column("fee_rate_ppm", Integer, nullable=False, server_default="0"),
@@ -446,6 +465,7 @@ click_rollups = Table(
     Column("clicks", BigInteger, nullable=False, server_default="0"),
     Column("unique_clicks", BigInteger, nullable=False, server_default="0"),
     Column("bot_clicks", BigInteger, nullable=False, server_default="0"),
+    Column("invalid_clicks", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint(*ROLLUP_KEYS, name="uq_click_rollups_key"),
     Index("ix_click_rollups_program_hour", "program_id", "hour"),
     Index("ix_click_rollups_affiliate_hour", "affiliate_id", "hour"),
@@ -650,4 +670,41 @@ platform_settings = Table(
     Column("value", JSON, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("updated_by", String(64), nullable=False),
+)
+
+# Anyone may report a link spammed into a group or forum; the operator works the queue.
+abuse_reports = Table(
+    "abuse_reports",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("link_code", String(32)),
+    Column("link_id", BigInteger),
+    Column("affiliate_id", BigInteger, index=True),
+    Column("program_id", BigInteger),
+    Column("kind", String(32), nullable=False),
+    Column("where_url", String(2048), nullable=False, server_default=""),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("reporter_email", String(254), nullable=False, server_default=""),
+    Column("reporter_ip_hash", String(64), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("created_at", UTCDateTime(), nullable=False, index=True),
+    Column("resolved_at", UTCDateTime()),
+    Column("resolved_by", String(64)),
+    Column("resolution", String(500), nullable=False, server_default=""),
+)
+
+# Salted hashes of the addresses, devices and payout identities an affiliate or a merchant
+# was seen with (logins, sign-up, payout details): the evidence of self-referral.
+identity_marks = Table(
+    "identity_marks",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("owner_type", String(16), nullable=False),
+    Column("owner_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value_hash", String(64), nullable=False),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False),
+    UniqueConstraint("owner_type", "owner_id", "kind", "value_hash", name="uq_identity_marks"),
+    Index("ix_identity_marks_value", "kind", "value_hash"),
 )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tuike.domain.commission import CommissionPlan
+from tuike.domain.fraud import FraudConfig
 
 CHANNEL_KINDS = ("website", "sns", "forum", "im", "blog", "app")
 MEMBERSHIP_STATUSES = ("applied", "approved", "rejected", "banned")
@@ -55,6 +56,8 @@ class Program:
     fee_rate_ppm: int = 0  # the platform's service fee, parts per million of commission
     fee_mode: str = "on_top"  # on_top: the merchant pays it; deducted: the affiliate does
     override_rate_ppm: int = 0  # two-tier: the recruiter's share of a recruit's commission
+    # Traffic-quality settings (docs/fraud-rules.md).
+    fraud: FraudConfig = field(default_factory=FraudConfig)
 
     @property
     def cookie_window(self) -> timedelta:

@@ -18,6 +18,7 @@ from tuike.domain.catalog import (
     Program,
 )
 from tuike.domain.commission import plan_from_dict
+from tuike.domain.fraud import FraudConfig
 from tuike.storage import tables as t
 
 
@@ -50,6 +51,7 @@ def program_from_row(row: Row[Any]) -> Program:
         status=row.status,
         require_signature=bool(row.require_signature),
         pixel_pending_review=bool(row.pixel_pending_review),
+        fraud=FraudConfig.parse(row.fraud_config),
         category=row.category,
         timezone=row.timezone,
         created_at=row.created_at,

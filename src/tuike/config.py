@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from tuike.adapters.outbound import Policy
+    from tuike.domain.fraud.quality import QualitySettings
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused outside development
 
@@ -148,6 +149,62 @@ class Settings(BaseSettings):
     default_timezone: str = Field(
         "Asia/Shanghai", description="Time zone for new merchants, affiliates and reports."
     )
+    # Affiliate quality (docs/fraud-rules.md, "Over an affiliate's book").
+    fraud_quality_interval_seconds: int = Field(
+        3600,
+        ge=0,
+        description="How often `tuike serve` recomputes the affiliates' quality scores; 0 "
+        "turns the in-process job off (run `tuike fraud quality` from cron).",
+    )
+    fraud_quality_window_days: int = Field(
+        30, ge=1, le=366, description="The days of traffic an affiliate's quality is judged on."
+    )
+    fraud_quality_flag_below: int = Field(
+        75,
+        ge=0,
+        le=101,
+        description="An affiliate whose quality score is below this is flagged for the operator.",
+    )
+    fraud_quality_alpha: float = Field(
+        0.001,
+        gt=0,
+        lt=0.5,
+        description="Tail probability under which an affiliate's count is an outlier against "
+        "its program's baseline (Beta-binomial).",
+    )
+    fraud_quality_ratio: float = Field(
+        2.0,
+        ge=1.0,
+        description="How far from the program's baseline an outlying rate must also be, as a "
+        "factor (above: at least this times it; below: at most its fraction).",
+    )
+    fraud_quality_min_clicks: int = Field(
+        500,
+        ge=1,
+        description="Clicks an affiliate needs in a program before its click-based "
+        "rates are judged.",
+    )
+    fraud_quality_min_conversions: int = Field(
+        10,
+        ge=1,
+        description="Conversions (or sales) an affiliate needs in a program before its "
+        "conversion-based rates are judged.",
+    )
+    fraud_quality_late_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of an affiliate's conversions more than 24 h after their click "
+        "from which click flooding is considered.",
+    )
+    fraud_quality_invalid_share: float = Field(
+        0.3, gt=0, le=1, description="Share of an affiliate's clicks filtered that counts."
+    )
+    fraud_quality_open_reports: int = Field(
+        3,
+        ge=1,
+        description="Open abuse reports against an affiliate that count as much as an upheld one.",
+    )
 
     @field_validator("outbound_allow_networks")
     @classmethod
@@ -174,6 +231,21 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Tell whether the database is embedded SQLite."""
         return self.database_url.startswith("sqlite")
+
+    def quality_settings(self) -> QualitySettings:
+        """Return the thresholds of the affiliate quality rules."""
+        from tuike.domain.fraud.quality import QualitySettings
+
+        return QualitySettings(
+            alpha=self.fraud_quality_alpha,
+            ratio=self.fraud_quality_ratio,
+            min_clicks=self.fraud_quality_min_clicks,
+            min_conversions=self.fraud_quality_min_conversions,
+            late_share=self.fraud_quality_late_share,
+            invalid_share=self.fraud_quality_invalid_share,
+            open_reports=self.fraud_quality_open_reports,
+            flag_below=self.fraud_quality_flag_below,
+        )
 
     def outbound_policy(self) -> Policy:
         """Return the rules of outgoing requests (postbacks) for these settings."""

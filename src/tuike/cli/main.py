@@ -1,5 +1,5 @@
 """The `tuike` command: serve, migrate, demo, keys, users, approve-due, deliver-postbacks,
-settle, payouts …"""
+settle, payouts, fraud …"""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tuike.cli.fraud import fraud_app
 from tuike.cli.users import users_app
 from tuike.config import Settings, get_settings, redact_url
 
@@ -36,6 +37,7 @@ app.add_typer(ledger_app, name="ledger")
 payouts_app = typer.Typer(help="Payout batches and the payout rails' files.", no_args_is_help=True)
 app.add_typer(payouts_app, name="payouts")
 app.add_typer(users_app, name="users")
+app.add_typer(fraud_app, name="fraud")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -92,6 +92,10 @@ class Affiliate:
     timezone: str
     created_at: datetime
     channels: tuple[Channel, ...] = field(default=())
+    # Traffic quality of the whole book (0-100, 100 is clean; None: not assessed yet), and
+    # whether it is low enough to flag the affiliate for the operator (fraud-rules.md).
+    quality_score: int | None = None
+    quality_flagged: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,8 @@ def affiliate_from_row(row: Row[Any], channels: Sequence[Channel] = ()) -> Affil
         timezone=row.timezone,
         created_at=row.created_at,
         channels=tuple(channels),
+        quality_score=row.quality_score,
+        quality_flagged=bool(row.quality_flagged),
     )
 
 

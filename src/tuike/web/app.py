@@ -21,7 +21,7 @@ from tuike.web.portals.routes import router as portals_router
 from tuike.web.state import AppState
 from tuike.web.tracking.fastpath import is_click, serve_click
 from tuike.web.tracking.routes import router as tracking_router
-from tuike.workers import approvals, postbacks
+from tuike.workers import approvals, postbacks, quality
 
 
 class TuikeApp(FastAPI):
@@ -55,6 +55,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 asyncio.create_task(
                     postbacks.run_periodically(
                         state.db, settings, settings.postback_interval_seconds
+                    )
+                )
+            )
+        if settings.fraud_quality_interval_seconds > 0:
+            tasks.append(
+                asyncio.create_task(
+                    quality.run_periodically(
+                        state.db, settings, settings.fraud_quality_interval_seconds
                     )
                 )
             )

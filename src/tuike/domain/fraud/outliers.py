@@ -43,9 +43,10 @@ def fit_prior(counts: Sequence[tuple[int, int]], *, min_trials: int = 1) -> Beta
     """Fit a Beta prior to peers' (successes, trials) by the method of moments.
 
     Peers with fewer than ``min_trials`` trials are left out, then the lowest and highest
-    ``TRIM`` of the rates (at least one each from five peers on). The binomial noise expected from each peer's own ``n`` is taken
-    off the observed variance, so that only the spread between peers remains. Returns
-    None with fewer than three peers: there is no baseline to speak of.
+    ``TRIM`` of the rates (at least one each from five peers on). The binomial noise
+    expected from each peer's own ``n`` is taken off the observed variance, so that only
+    the spread between peers remains. Returns None with fewer than three peers: there is
+    no baseline to speak of.
     """
     usable = sorted((k / n, n) for k, n in counts if n >= max(1, min_trials) and 0 <= k <= n)
     if len(usable) < 3:

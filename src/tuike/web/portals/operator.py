@@ -83,10 +83,12 @@ def merchants(request: Request, user: OperatorUser) -> Response:
 
 @router.get("/affiliates", response_class=HTMLResponse)
 def affiliates(request: Request, user: OperatorUser) -> Response:
-    """List affiliates, newest first."""
+    """List affiliates, those flagged for their traffic quality first, then newest first."""
     with get_state(request).db.read() as conn:
         rows = conn.execute(
-            select(t.affiliates).order_by(t.affiliates.c.id.desc()).limit(500)
+            select(t.affiliates)
+            .order_by(t.affiliates.c.quality_flagged.desc(), t.affiliates.c.id.desc())
+            .limit(500)
         ).all()
     return render(request, "operator/accounts.html", {"kind": "affiliate", "rows": rows})
 

@@ -190,6 +190,9 @@ class AffiliateOut(BaseModel):
     status: str
     timezone: str
     channels: list[ChannelOut]
+    quality_score: int | None = Field(
+        None, description="Traffic quality 0-100 (100 is clean); null until first assessed"
+    )
 
     @classmethod
     def of(cls, a: Affiliate, *, private: bool) -> AffiliateOut:
@@ -200,6 +203,7 @@ class AffiliateOut(BaseModel):
             status=a.status,
             timezone=a.timezone,
             channels=[ChannelOut(id=c.id, kind=c.kind, name=c.name, url=c.url) for c in a.channels],
+            quality_score=a.quality_score,
         )
 
 

@@ -179,7 +179,7 @@ class Settings(BaseSettings):
         "factor (above: at least this times it; below: at most its fraction).",
     )
     fraud_quality_min_clicks: int = Field(
-        500,
+        200,
         ge=1,
         description="Clicks an affiliate needs in a program before its click-based "
         "rates are judged.",

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 # nothing; above, it is a plain binomial at the mean.
 MIN_CONCENTRATION = 2.0
 MAX_CONCENTRATION = 1e6
-# The share of the peers' rates left out at each end (at least one from five peers on)
-# before the moments are taken, so that the few outliers being looked for do not widen
-# the baseline they are tested on.
-TRIM = 0.1
+# The share of the peers' rates winsorized at each end (at least one from five peers on)
+# before the moments are taken.
+TRIM = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,25 +41,26 @@ class BetaPrior:
 def fit_prior(counts: Sequence[tuple[int, int]], *, min_trials: int = 1) -> BetaPrior | None:
     """Fit a Beta prior to peers' (successes, trials) by the method of moments.
 
-    Peers with fewer than ``min_trials`` trials are left out, then the lowest and highest
-    ``TRIM`` of the rates (at least one each from five peers on). The binomial noise
-    expected from each peer's own ``n`` is taken off the observed variance, so that only
-    the spread between peers remains. Returns None with fewer than three peers: there is
-    no baseline to speak of.
+    Peers with fewer than ``min_trials`` trials are left out; the others' rates are
+    winsorized (the lowest and highest ``TRIM``, at least one each from five peers on,
+    are set to the nearest rate kept), so that the few outliers being looked for neither
+    move the baseline nor widen it. Every peer weighs the same, whatever its volume: one
+    huge affiliate is not the program. The binomial noise expected from each peer's own
+    ``n`` is taken off the observed variance, so that only the spread between peers
+    remains. Returns None with fewer than three peers: there is no baseline to speak of.
     """
     usable = sorted((k / n, n) for k, n in counts if n >= max(1, min_trials) and 0 <= k <= n)
-    if len(usable) < 3:
-        return None
-    cut = max(1, int(len(usable) * TRIM)) if len(usable) >= 5 else 0
-    if cut:
-        usable = usable[cut:-cut]
     m = len(usable)
-    successes = sum(rate * n for rate, n in usable)
+    if m < 3:
+        return None
+    cut = max(1, round(m * TRIM)) if m >= 5 else 0
+    low, high = usable[cut][0], usable[m - 1 - cut][0]
+    rates = [min(high, max(low, rate)) for rate, _ in usable]
     trials = sum(n for _, n in usable)
-    # Half a success and half a failure: a baseline of exactly 0 or 1 would make every
-    # other count impossible rather than improbable.
-    mean = (successes + 0.5) / (trials + 1.0)
-    variance = sum((rate - mean) ** 2 for rate, _ in usable) / max(1, m - 1)
+    # Never exactly 0 or 1: every other count would be impossible rather than improbable.
+    edge = 0.5 / trials
+    mean = min(1 - edge, max(edge, sum(rates) / m))
+    variance = sum((rate - mean) ** 2 for rate in rates) / (m - 1)
     noise = sum(mean * (1 - mean) / n for _, n in usable) / m
     between = variance - noise
     if between <= 0:

@@ -78,7 +78,7 @@ class QualitySettings:
 
     alpha: float = 0.001  # tail probability under which a count is an outlier
     ratio: float = 2.0  # and how far off the baseline its rate must be, as a factor
-    min_clicks: int = 500  # clicks in a program before click-based rules judge
+    min_clicks: int = 200  # clicks in a program before click-based rules judge
     min_conversions: int = 10  # conversions in a program before conversion-based rules
     late_share: float = 0.5  # share of conversions > 24 h after the click (flooding)
     invalid_share: float = 0.3  # share of clicks filtered

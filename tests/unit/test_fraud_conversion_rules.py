@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from tuike.domain.fraud import score
 from tuike.domain.fraud import conversion as rules
+from tuike.domain.fraud import score
 from tuike.domain.fraud.conversion import Evidence, Match, Thresholds, action, evaluate
 from tuike.domain.privacy import device_hash, identity_hash, ip_hash, store_ip
 

@@ -344,6 +344,29 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             {},
             ("merchA",),
         ),
+        # the review queue (a merchant's own programs) and a program's fraud settings
+        ("GET", "/merchant/review", "/merchant/review", None, MERCH),
+        (
+            "POST",
+            "/merchant/review/{conversion_id}",
+            f"/merchant/review/{conv}",
+            {"action": "reject", "reason": "r"},
+            ("merchA",),
+        ),
+        (
+            "GET",
+            "/merchant/programs/{program_id}/quality",
+            f"/merchant/programs/{p}/quality",
+            None,
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/quality",
+            f"/merchant/programs/{p}/quality",
+            {"hold_score": "10", "reject_score": "20"},
+            ("merchA",),
+        ),
         ("GET", "/merchant/team", "/merchant/team", None, MERCH),
         ("POST", "/merchant/team", "/merchant/team", {"email": "n@example.com"}, MERCH),
         (
@@ -366,6 +389,14 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
         ),
         ("GET", "/operator/programs", "/operator/programs", None, ("op",)),
         ("GET", "/operator/audit", "/operator/audit", None, ("op",)),
+        ("GET", "/operator/review", "/operator/review", None, ("op",)),
+        (
+            "POST",
+            "/operator/review/{conversion_id}",
+            f"/operator/review/{conv}",
+            {"action": "reject", "reason": "r"},
+            ("op",),
+        ),
         ("GET", "/operator/outbox", "/operator/outbox", None, ("op",)),
         ("GET", "/operator/settings", "/operator/settings", None, ("op",)),
         (
@@ -561,6 +592,18 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             ("affA", "merchA", "op"),
         ),
         ("GET", f"{a}/reports", f"{a}/reports", None, KEYED),
+        # the review queue: the operator, or a merchant for its own programs
+        ("GET", f"{a}/review/conversions", f"{a}/review/conversions", None, (*MERCH, "op")),
+        *(
+            (
+                "POST",
+                f"{a}/review/conversions/{{conversion_id}}/{action}",
+                f"{a}/review/conversions/{conv}/{action}",
+                {"reason": "r"},
+                ("merchA", "op"),
+            )
+            for action in ("release", "reject")
+        ),
         # the ledger routes read A's books: only affiliate A and the operator may
         *(
             (

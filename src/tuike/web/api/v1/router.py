@@ -14,6 +14,7 @@ from tuike.web.api.v1 import (
     postbacks,
     promotion,
     reports,
+    review,
 )
 
 router = APIRouter(prefix="/api/v1")
@@ -27,3 +28,4 @@ router.include_router(reports.router)
 router.include_router(ledger.router)
 router.include_router(postbacks.router)
 router.include_router(platform.router)
+router.include_router(review.router)

@@ -20,7 +20,7 @@ import pytest
 from factories.http import bearer, click, convert, snapshot
 from factories.portal import make_user
 from factories.world import make_world
-from tuike.services import auth, catalog, creatives, keys, postbacks, promotion
+from tuike.services import abuse, auth, catalog, creatives, keys, postbacks, promotion
 from tuike.services.users import find_user
 from tuike.storage import catalog as repo
 
@@ -86,6 +86,9 @@ def matrix_world(db: Any, client: Any) -> dict[str, Any]:
         merch_a_key = keys.create_key(
             conn, role="merchant", owner_id=w.merchant_id, name="own", user_id=user_ids["merchA"]
         )
+        report = abuse.file_report(
+            conn, link=w.link.code, kind="group_spam", where_url="WeChat group", salt="s"
+        )
     assert key_a
     return {
         "w": w,
@@ -105,6 +108,7 @@ def matrix_world(db: Any, client: Any) -> dict[str, Any]:
         "coupon": coupon.id,
         "invite": invite.id,
         "token": token,
+        "report": report.id,
     }
 
 
@@ -137,6 +141,8 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
         ("POST", "/password/forgot", "/password/forgot", None, PUBLIC),
         ("GET", "/password/reset/{token}", "/password/reset/x", None, PUBLIC),
         ("POST", "/password/reset/{token}", "/password/reset/x", None, PUBLIC),
+        ("GET", "/report-abuse", "/report-abuse", None, PUBLIC),
+        ("POST", "/report-abuse", "/report-abuse", None, PUBLIC),
         # portal: any signed-in user
         ("GET", "/account/keys", "/account/keys", None, KEYED),
         ("POST", "/account/keys", "/account/keys", {"name": "k"}, KEYED),
@@ -397,6 +403,14 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             {"action": "reject", "reason": "r"},
             ("op",),
         ),
+        ("GET", "/operator/abuse", "/operator/abuse", None, ("op",)),
+        (
+            "POST",
+            "/operator/abuse/{report_id}/resolve",
+            f"/operator/abuse/{m['report']}/resolve",
+            {"status": "upheld", "reason": "r"},
+            ("op",),
+        ),
         ("GET", "/operator/outbox", "/operator/outbox", None, ("op",)),
         ("GET", "/operator/settings", "/operator/settings", None, ("op",)),
         (
@@ -603,6 +617,16 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
                 ("merchA", "op"),
             )
             for action in ("release", "reject")
+        ),
+        # abuse reports: anyone files one, the operator works them
+        ("POST", f"{a}/abuse-reports", f"{a}/abuse-reports", None, PUBLIC),
+        ("GET", f"{a}/abuse-reports", f"{a}/abuse-reports", None, ("op",)),
+        (
+            "POST",
+            f"{a}/abuse-reports/{{report_id}}/resolve",
+            f"{a}/abuse-reports/{m['report']}/resolve",
+            {"status": "upheld", "reason": "r"},
+            ("op",),
         ),
         # the ledger routes read A's books: only affiliate A and the operator may
         *(

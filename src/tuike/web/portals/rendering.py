@@ -58,6 +58,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/operator/affiliates", N_("Affiliates")),
         ("/operator/programs", N_("Programs")),
         ("/operator/review", N_("Review")),
+        ("/operator/abuse", N_("Abuse reports")),
         ("/operator/audit", N_("Audit log")),
         ("/operator/outbox", N_("Outbox")),
         ("/operator/settings", N_("Settings")),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from tuike.web.portals import (
+    abuse,
     account,
     affiliate,
     merchant,
@@ -74,5 +75,5 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-for _module in (account, affiliate, postbacks, merchant, operator, promotion, review):
+for _module in (account, affiliate, postbacks, merchant, operator, promotion, review, abuse):
     router.include_router(_module.router)

@@ -108,6 +108,10 @@ WORDS = (
     N_("kind"),
     N_("url_template"),
     N_("program_id"),
+    N_("link"),
+    N_("where_url"),
+    N_("description"),
+    N_("reporter_email"),
     N_("action"),
     N_("fraud_config.hold_score"),
     N_("fraud_config.reject_score"),
@@ -128,4 +132,11 @@ WORDS = (
     N_("The buyer looks like the affiliate (address, device, email or payout account)"),
     N_("Another order of the same amount by the same buyer under another order id"),
     N_("A coupon attributed the order, but its owner sent the program no traffic"),
+    # abuse report kinds and statuses
+    N_("group_spam"),
+    N_("forum_spam"),
+    N_("misleading"),
+    N_("open"),
+    N_("upheld"),
+    N_("dismissed"),
 )

@@ -252,6 +252,19 @@ def test_the_pixel_uses_the_browsers_own_address(db, settings, world):
     assert row.device_hash.startswith("u:")
 
 
+def test_the_merchants_report_replacing_a_pixels_is_screened_anew(db, client, settings, world):
+    sign_in_from(db, settings, world)
+    seen = visit(client, db, world)
+    pixel = {"program": world.program.public_id, "order_id": "PX-1", "amount": "10.00"}
+    assert client.get("/px.gif", params=pixel | seen).status_code == 200
+    assert (row_of(db, "PX-1").fraud_score, row_of(db, "PX-1").source) == (0, "pixel")
+    r = post(client, world, sale("PX-1", **seen, ip=IP))  # the shop knows the buyer's address
+    assert r.status_code == 200, r.text
+    assert (r.json()["held"], r.json()["fraud_score"]) == (True, 80)
+    assert row_of(db, "PX-1").source == "api"
+    assert_books_hold(db)
+
+
 # --- duplicate-like orders and coupon leakage ----------------------------------------------
 
 

@@ -124,6 +124,7 @@ WORDS = (
     N_("pixel"),
     N_("cookie"),
     N_("coupon"),
+    N_("none"),
     # fraud rule stages, and the conversion rules' titles (domain/fraud/conversion.py)
     N_("click"),
     N_("conversion"),

@@ -3,6 +3,9 @@ what the program's settings make of them (hold, reject), over the API, /pb and t
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -160,6 +163,25 @@ def test_a_held_conversion_starts_pending_whatever_was_sent_and_the_api_cannot_a
     r = post(client, world, {"order_id": "FAST", "status": "rejected"})
     assert r.json()["status"] == "rejected" and r.json()["held"] is False
     assert balance(db, world.affiliate_id, L.PENDING) == 0
+    assert_books_hold(db)
+
+
+def test_racing_twins_of_a_held_approved_sale_never_approve_it(db, client, world):
+    click_id = click(client, world.link.code)
+    body = sale("TWIN", click_id=click_id, occurred_at=after(db, click_id, 1), status="approved")
+    barrier = threading.Barrier(8, timeout=30)
+
+    def send(_: int) -> int:
+        barrier.wait()
+        return post(client, world, body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = Counter(pool.map(send, range(8)))
+    # One twin records it (held, pending); the others ask to approve a held one: 409.
+    assert codes == {201: 1, 409: 7}, codes
+    row = row_of(db, "TWIN")
+    assert (row.status, row.needs_review) == ("pending", True)
+    assert balance(db, world.affiliate_id, L.AVAILABLE) == 0
     assert_books_hold(db)
 
 

@@ -414,12 +414,7 @@ def record_conversion(
             return _supersede(
                 conn, existing, program, req, source, privacy_salt, now, fx_use, checks
             )
-        if req.status == APPROVED and held_for_fraud(existing, program) and source != "pixel":
-            raise Conflict(
-                "the conversion is held for review by the fraud rules; release it "
-                "(POST /api/v1/review/conversions/{id}/release) or reject it"
-            )
-        return _update_status(conn, existing, req, source=source, now=now)
+        return _update_status(conn, existing, req, source=source, now=now, program=program)
     if req.status not in INITIAL_STATUSES:
         raise Conflict(f"there is no {req.event} {req.order_id!r} to mark {req.status}")
     if req.refund_amount is not None:
@@ -430,7 +425,7 @@ def record_conversion(
     if insert_ignore(conn, t.conversions, values, ("program_id", "event", "order_id")) == 0:
         # Lost a race with a concurrent duplicate: it is stored now, answer as a repeat.
         existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
-        return _update_status(conn, existing, req, source=source, now=now)
+        return _update_status(conn, existing, req, source=source, now=now, program=program)
     row = SimpleNamespace(**values)
     status = row.status
     _log_event(
@@ -690,7 +685,13 @@ def _state(row: Any) -> ConversionState:
 
 
 def _update_status(
-    conn: Connection, row: Any, req: ConversionRequest, *, source: str, now: datetime
+    conn: Connection,
+    row: Any,
+    req: ConversionRequest,
+    *,
+    source: str,
+    now: datetime,
+    program: Program,
 ) -> ConversionResult:
     if source == "pixel":
         # A browser can only report a sale, never move its status.
@@ -698,6 +699,12 @@ def _update_status(
     new = apply_status(_state(row), req.status, req.refund_amount)
     if new is None:
         return ConversionResult(200, _body(row, duplicate=True))
+    if new.status == APPROVED and held_for_fraud(row, program):
+        # An automated approval is not a review (also for a twin that lost the race).
+        raise Conflict(
+            "the conversion is held for review by the fraud rules; release it "
+            "(POST /api/v1/review/conversions/{id}/release) or reject it"
+        )
     return ConversionResult(200, _body(_apply(conn, row, new, source=source, now=now)))
 
 

@@ -137,6 +137,11 @@ def settings(db: Database) -> Settings:
         # A writer process per test app costs a spawn each; test_click_writer and the
         # end-to-end tests (real `tuike serve`) cover the writer process.
         writer_process=False,
+        # Tests click and convert within milliseconds, which the rule ctit_too_short would
+        # hold for review; tests/integration/test_fraud_*.py turn it back on.
+        fraud_ctit_sale_seconds=0,
+        fraud_ctit_install_seconds=0,
+        fraud_ctit_other_seconds=0,
     )
 
 

@@ -6,6 +6,7 @@ Every field is documented in docs/settings.md (a test fails when one is missing)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from tuike.adapters.outbound import Policy
+    from tuike.domain.fraud.conversion import Thresholds
     from tuike.domain.fraud.quality import QualitySettings
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused outside development
@@ -205,6 +207,43 @@ class Settings(BaseSettings):
         ge=1,
         description="Open abuse reports against an affiliate that count as much as an upheld one.",
     )
+    # Conversion-time fraud rules (docs/fraud-rules.md); 0 turns a rule off everywhere.
+    fraud_ctit_sale_seconds: float = Field(
+        5,
+        ge=0,
+        description="A sale reported sooner than this after its click is suspect "
+        "(rule ctit_too_short).",
+    )
+    fraud_ctit_install_seconds: float = Field(
+        15,
+        ge=0,
+        description="An install reported sooner than this after its click is suspect "
+        "(rule ctit_too_short).",
+    )
+    fraud_ctit_other_seconds: float = Field(
+        3,
+        ge=0,
+        description="A lead or custom event reported sooner than this after its click is "
+        "suspect (rule ctit_too_short).",
+    )
+    fraud_self_referral_days: int = Field(
+        180,
+        ge=0,
+        description="How long an address or device an affiliate signed in from counts as "
+        "theirs for the rule self_referral (days).",
+    )
+    fraud_duplicate_window_hours: int = Field(
+        24,
+        ge=0,
+        description="Orders of the same amount by the same buyer within this window are "
+        "duplicate-like (rule duplicate_like_order, hours).",
+    )
+    fraud_coupon_min_clicks: int = Field(
+        1,
+        ge=0,
+        description="A coupon order whose owner sent the program fewer clicks in the cookie "
+        "window is coupon leakage (rule coupon_leakage).",
+    )
 
     @field_validator("outbound_allow_networks")
     @classmethod
@@ -245,6 +284,19 @@ class Settings(BaseSettings):
             invalid_share=self.fraud_quality_invalid_share,
             open_reports=self.fraud_quality_open_reports,
             flag_below=self.fraud_quality_flag_below,
+        )
+
+    def conversion_thresholds(self) -> Thresholds:
+        """Return the thresholds of the conversion-time fraud rules."""
+        from tuike.domain.fraud.conversion import Thresholds
+
+        return Thresholds(
+            ctit_sale=timedelta(seconds=self.fraud_ctit_sale_seconds),
+            ctit_install=timedelta(seconds=self.fraud_ctit_install_seconds),
+            ctit_other=timedelta(seconds=self.fraud_ctit_other_seconds),
+            self_referral_days=self.fraud_self_referral_days,
+            duplicate_window=timedelta(hours=self.fraud_duplicate_window_hours),
+            coupon_min_clicks=self.fraud_coupon_min_clicks,
         )
 
     def outbound_policy(self) -> Policy:

@@ -20,7 +20,7 @@ import pytest
 from factories.http import bearer, click, convert, snapshot
 from factories.portal import make_user
 from factories.world import make_world
-from tuike.services import auth, catalog, creatives, keys, postbacks, promotion
+from tuike.services import abuse, auth, catalog, creatives, keys, postbacks, promotion
 from tuike.services.users import find_user
 from tuike.storage import catalog as repo
 
@@ -86,6 +86,9 @@ def matrix_world(db: Any, client: Any) -> dict[str, Any]:
         merch_a_key = keys.create_key(
             conn, role="merchant", owner_id=w.merchant_id, name="own", user_id=user_ids["merchA"]
         )
+        report = abuse.file_report(
+            conn, link=w.link.code, kind="group_spam", where_url="WeChat group", salt="s"
+        )
     assert key_a
     return {
         "w": w,
@@ -105,6 +108,7 @@ def matrix_world(db: Any, client: Any) -> dict[str, Any]:
         "coupon": coupon.id,
         "invite": invite.id,
         "token": token,
+        "report": report.id,
     }
 
 
@@ -137,6 +141,8 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
         ("POST", "/password/forgot", "/password/forgot", None, PUBLIC),
         ("GET", "/password/reset/{token}", "/password/reset/x", None, PUBLIC),
         ("POST", "/password/reset/{token}", "/password/reset/x", None, PUBLIC),
+        ("GET", "/report-abuse", "/report-abuse", None, PUBLIC),
+        ("POST", "/report-abuse", "/report-abuse", None, PUBLIC),
         # portal: any signed-in user
         ("GET", "/account/keys", "/account/keys", None, KEYED),
         ("POST", "/account/keys", "/account/keys", {"name": "k"}, KEYED),
@@ -344,6 +350,29 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             {},
             ("merchA",),
         ),
+        # the review queue (a merchant's own programs) and a program's fraud settings
+        ("GET", "/merchant/review", "/merchant/review", None, MERCH),
+        (
+            "POST",
+            "/merchant/review/{conversion_id}",
+            f"/merchant/review/{conv}",
+            {"action": "reject", "reason": "r"},
+            ("merchA",),
+        ),
+        (
+            "GET",
+            "/merchant/programs/{program_id}/quality",
+            f"/merchant/programs/{p}/quality",
+            None,
+            ("merchA",),
+        ),
+        (
+            "POST",
+            "/merchant/programs/{program_id}/quality",
+            f"/merchant/programs/{p}/quality",
+            {"hold_score": "10", "reject_score": "20"},
+            ("merchA",),
+        ),
         ("GET", "/merchant/team", "/merchant/team", None, MERCH),
         ("POST", "/merchant/team", "/merchant/team", {"email": "n@example.com"}, MERCH),
         (
@@ -366,6 +395,22 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
         ),
         ("GET", "/operator/programs", "/operator/programs", None, ("op",)),
         ("GET", "/operator/audit", "/operator/audit", None, ("op",)),
+        ("GET", "/operator/review", "/operator/review", None, ("op",)),
+        (
+            "POST",
+            "/operator/review/{conversion_id}",
+            f"/operator/review/{conv}",
+            {"action": "reject", "reason": "r"},
+            ("op",),
+        ),
+        ("GET", "/operator/abuse", "/operator/abuse", None, ("op",)),
+        (
+            "POST",
+            "/operator/abuse/{report_id}/resolve",
+            f"/operator/abuse/{m['report']}/resolve",
+            {"status": "upheld", "reason": "r"},
+            ("op",),
+        ),
         ("GET", "/operator/outbox", "/operator/outbox", None, ("op",)),
         ("GET", "/operator/settings", "/operator/settings", None, ("op",)),
         (
@@ -561,6 +606,28 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             ("affA", "merchA", "op"),
         ),
         ("GET", f"{a}/reports", f"{a}/reports", None, KEYED),
+        # the review queue: the operator, or a merchant for its own programs
+        ("GET", f"{a}/review/conversions", f"{a}/review/conversions", None, (*MERCH, "op")),
+        *(
+            (
+                "POST",
+                f"{a}/review/conversions/{{conversion_id}}/{action}",
+                f"{a}/review/conversions/{conv}/{action}",
+                {"reason": "r"},
+                ("merchA", "op"),
+            )
+            for action in ("release", "reject")
+        ),
+        # abuse reports: anyone files one, the operator works them
+        ("POST", f"{a}/abuse-reports", f"{a}/abuse-reports", None, PUBLIC),
+        ("GET", f"{a}/abuse-reports", f"{a}/abuse-reports", None, ("op",)),
+        (
+            "POST",
+            f"{a}/abuse-reports/{{report_id}}/resolve",
+            f"{a}/abuse-reports/{m['report']}/resolve",
+            {"status": "upheld", "reason": "r"},
+            ("op",),
+        ),
         # the ledger routes read A's books: only affiliate A and the operator may
         *(
             (

@@ -84,6 +84,8 @@ def test_new_sale_answers_201_with_the_documented_body(db, client, world):
         "event": "sale",
         "order_id": "A-1",
         "attribution": "click_id",
+        "fraud_score": 0,
+        "held": False,
     }
     assert read_back(client, world, body["conversion_id"]) == body
     row = row_of(db, "A-1")

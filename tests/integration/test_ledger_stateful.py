@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from factories.money import NO_CTIT
 from factories.world import make_world
 from tuike.domain import ledger as L
 from tuike.domain.errors import DomainError
@@ -74,7 +75,13 @@ def run(db: Any) -> None:
                 with db.write() as conn:
                     req = parse_request(data, self.w.program, now=now, max_future=timedelta(1))
                     record_conversion(
-                        conn, self.w.program, req, source="api", privacy_salt="s", now=now
+                        conn,
+                        self.w.program,
+                        req,
+                        source="api",
+                        privacy_salt="s",
+                        now=now,
+                        checks=NO_CTIT,
                     )
             except DomainError:
                 pass  # an illegal move: refused, and the invariants show nothing changed

@@ -28,6 +28,11 @@ def new_ulid(at: datetime | None = None) -> str:
     return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
+def ulid_floor(at: datetime) -> str:
+    """Return the smallest ULID of a moment: ids ``>=`` it were made at ``at`` or later."""
+    return new_ulid(at)[:10] + "0" * 16
+
+
 def ulid_time(ulid: str) -> datetime:
     """Return the UTC time encoded in a ULID (raises ValueError if it is not one)."""
     if not is_ulid(ulid):

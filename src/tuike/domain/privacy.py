@@ -60,3 +60,44 @@ def visitor_key(*, visitor_cookie: str | None, ip: str | None, user_agent: str, 
         return visitor_cookie
     basis = f"a:{ip}|{user_agent}"
     return hmac.digest(salt.encode(), basis.encode(), "sha256").hex()[:32]
+
+
+def ip_hash(ip: str | None, salt: str) -> str | None:
+    """Return the salted hash of a valid IP address, or None for anything else.
+
+    The hash is what the click log keeps in ``hashed`` mode (``store_ip``), so a buyer's
+    address, a login address and a hashed click address compare equal.
+    """
+    if not ip:
+        return None
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return store_ip(str(addr), "hashed", salt)
+
+
+def device_hash(*, device_id: str | None, user_agent: str | None, salt: str) -> str | None:
+    """Return the salted hash of a device: its id (``d:``) or else its user agent (``u:``).
+
+    A user agent is shared by everyone on the same phone model and browser version, so
+    a ``u:`` match is weak evidence on its own (the fraud rules weigh it less).
+    """
+    if device_id and device_id.strip():
+        basis, prefix = f"device:{device_id.strip()}", "d:"
+    elif user_agent and user_agent.strip():
+        basis, prefix = f"ua:{user_agent.strip()}", "u:"
+    else:
+        return None
+    return prefix + hmac.digest(salt.encode(), basis.encode(), "sha256").hex()[:32]
+
+
+def identity_hash(value: str, salt: str) -> str:
+    """Return the salted hash of an email address, phone or payout account, normalised.
+
+    Case and blanks are dropped, and the hash is the customer-id hash: a merchant that
+    sends a buyer's email or phone as ``customer_id`` can be matched against it.
+    """
+    return hash_customer_id("".join(value.split()).lower(), salt)

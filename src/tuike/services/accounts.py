@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import Connection, select, update
 
 from tuike.domain.errors import Conflict, Forbidden, InvalidField, NotFound
-from tuike.services import audit, catalog, platform
+from tuike.services import audit, catalog, identity, platform
 from tuike.services.auth import start_password_reset
 from tuike.services.users import (
     MEMBER_ROLES,
@@ -45,8 +45,13 @@ def sign_up_affiliate(
     timezone: str,
     channels: Sequence[Mapping[str, str]],
     locale: str = "",
+    seen: identity.Seen | None = None,
 ) -> User:
-    """Create an affiliate who declared the channels they promote on, and its user."""
+    """Create an affiliate who declared the channels they promote on, and its user.
+
+    ``seen``: where the sign-up came from; its address, browser and the email address are
+    marked as the affiliate's (identity marks, the evidence of self-referral).
+    """
     if not platform.load(conn).affiliate_signup_open:
         raise SignUpClosed("affiliate")
     email = check_email(email)
@@ -70,6 +75,9 @@ def sign_up_affiliate(
     audit.record(conn, f"user:{user_id}", "affiliate.sign_up", f"affiliate:{affiliate.id}")
     user = get_user(conn, user_id)
     assert user is not None
+    if seen is not None:
+        identity.note_visit(conn, user, seen)
+        identity.note_email(conn, "affiliate", affiliate.id, email, seen.salt)
     return user
 
 
@@ -82,8 +90,10 @@ def sign_up_merchant(
     password: str,
     timezone: str,
     locale: str = "",
+    seen: identity.Seen | None = None,
 ) -> User:
-    """Create a merchant awaiting the operator's approval, and its owner user."""
+    """Create a merchant awaiting the operator's approval, and its owner user (``seen``:
+    where the sign-up came from, marked as the merchant's)."""
     if not platform.load(conn).merchant_signup_open:
         raise SignUpClosed("merchant")
     email = check_email(email)
@@ -111,6 +121,8 @@ def sign_up_merchant(
     audit.record(conn, f"user:{user_id}", "merchant.sign_up", f"merchant:{merchant.id}")
     user = get_user(conn, user_id)
     assert user is not None
+    if seen is not None:
+        identity.note_visit(conn, user, seen)
     return user
 
 
@@ -240,8 +252,13 @@ def update_affiliate_profile(
     payout_account: str,
     payout_name: str,
     actor: str,
+    salt: str,
 ) -> None:
-    """Change an affiliate's name, time zone and payout details (audit-logged)."""
+    """Change an affiliate's name, time zone and payout details (audit-logged).
+
+    The payout account is marked as the affiliate's (hashed under ``salt``): a buyer who
+    pays with it is the affiliate (self-referral), and earlier accounts stay marked.
+    """
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise InvalidField("name", "must be 1 to 200 characters")
@@ -261,6 +278,7 @@ def update_affiliate_profile(
             payout_name=payout_name.strip(),
         )
     )
+    identity.note_payout(conn, affiliate_id, payout_account, salt)
     audit.record(
         conn, actor, "affiliate.update_profile", f"affiliate:{affiliate_id}", method=payout_method
     )

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from tuike.domain.errors import InvalidField
-from tuike.services import audit, mail, platform
+from tuike.services import audit, identity, mail, platform
 from tuike.services.clock import utcnow
 from tuike.services.users import User, find_user, get_user, set_password, verify_password
 from tuike.storage import tables as t
@@ -64,11 +64,13 @@ def login(
     ip: str,
     limits: LoginLimits,
     account_status: str | None = None,
+    seen: identity.Seen | None = None,
 ) -> LoginResult:
     """Check a password, unless this email or address failed too often lately.
 
     Every attempt is recorded; a throttled attempt does not even check the password, so
-    guessing cannot go on at argon2 speed.
+    guessing cannot go on at argon2 speed. A successful sign-in marks the address and
+    browser it came from (``seen``) as the account's (identity marks, self-referral).
     """
     email = (email or "").strip().lower()[:254]
     ip = (ip or "")[:64]
@@ -83,6 +85,8 @@ def login(
     user = verify_password(conn, email, password or "")
     ok = user is not None and user.status == "active"
     conn.execute(insert(t.login_attempts).values(email=email, ip=ip, ok=ok, at=now))
+    if ok and user is not None and seen is not None:
+        identity.note_visit(conn, user, seen)
     return LoginResult(user if ok else None, "" if ok else "bad")
 
 

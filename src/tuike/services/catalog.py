@@ -27,6 +27,7 @@ from tuike.domain.catalog import (
 )
 from tuike.domain.commission import plan_from_dict, plan_to_dict
 from tuike.domain.errors import Conflict, Forbidden, InvalidField, NotFound
+from tuike.domain.fraud import FraudConfig
 from tuike.domain.landing import check_deep_link, check_landing_url, normalize_host
 from tuike.domain.ledger import FEE_MODES
 from tuike.domain.money import check_currency
@@ -122,6 +123,9 @@ def _program_values(fields: Mapping[str, Any], currency: str) -> dict[str, Any]:
     for flag in ("require_signature", "pixel_pending_review"):
         if flag in fields:
             values[flag] = bool(fields[flag])
+    if "fraud_config" in fields:
+        # Stored in full (every key with its value), as FraudConfig.parse reads it back.
+        values["fraud_config"] = FraudConfig.parse(fields["fraud_config"]).as_dict()
     if "category" in fields:
         values["category"] = _printable((fields["category"] or "").strip()[:64], "category")
     if "timezone" in fields:

@@ -7,6 +7,7 @@ loses the INSERT ... ON CONFLICT DO NOTHING race and then finds it.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,14 +26,15 @@ from tuike.domain.lifecycle import (
     APPROVED,
     INITIAL_STATUSES,
     PENDING,
+    REJECTED,
     ConversionState,
     apply_status,
     check_status,
     initial_commission,
 )
 from tuike.domain.money import check_currency, from_minor, parse_amount, to_minor
-from tuike.domain.privacy import hash_customer_id
-from tuike.services import funding, fx, ledger, postbacks
+from tuike.domain.privacy import device_hash, hash_customer_id, ip_hash
+from tuike.services import funding, fx, ledger, postbacks, screening
 from tuike.services.clock import utcnow
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
@@ -96,6 +98,10 @@ class ConversionRequest:
     customer_id: str | None
     occurred_at: datetime | None
     amount_given: bool = True
+    # The buyer's address, browser and device (fraud evidence, kept only as hashes).
+    ip: str | None = None
+    user_agent: str | None = None
+    device_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +157,13 @@ def parse_request(
     now: datetime,
     max_future: timedelta,
     cookie_click_id: str | None = None,
+    client: tuple[str | None, str | None] | None = None,
 ) -> ConversionRequest:
-    """Validate a conversion request's fields against a program (raises InvalidField)."""
+    """Validate a conversion request's fields against a program (raises InvalidField).
+
+    ``client`` is the (address, user agent) of the browser that sent it (the pixel): it
+    replaces any ``ip`` and ``user_agent`` in ``data``.
+    """
     event = _str_field(data, "event", 40) or "sale"
     if not EVENT_KEY.match(event) or event not in program.plan.events():
         raise InvalidField("event", f"unknown event {event!r} for this program")
@@ -170,6 +181,14 @@ def parse_request(
     if click_id is not None and not ids.is_ulid(click_id):
         raise InvalidField("click_id", "is not a tuike click id")
     items = _parse_items(data.get("items"), currency)
+    if client is not None:
+        ip, user_agent = (client[0] if _valid_ip(client[0]) else None), client[1]
+        user_agent = user_agent.strip()[:512] if user_agent else None
+    else:
+        ip = _str_field(data, "ip", 64) or None
+        if ip is not None and not _valid_ip(ip):
+            raise InvalidField("ip", "is not an IPv4 or IPv6 address")
+        user_agent = _str_field(data, "user_agent", 512) or None
     return ConversionRequest(
         event=event,
         order_id=order_id,
@@ -186,7 +205,18 @@ def parse_request(
         customer_id=_str_field(data, "customer_id", 255) or None,
         occurred_at=_parse_time(data.get("occurred_at"), now, max_future),
         amount_given=raw_amount not in (None, ""),
+        ip=ip,
+        user_agent=user_agent,
+        device_id=_str_field(data, "device_id", 128) or None,
     )
+
+
+def _valid_ip(value: str | None) -> bool:
+    try:
+        ipaddress.ip_address(value or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_items(raw: Any, currency: str) -> tuple[Item, ...]:
@@ -256,6 +286,9 @@ def _body(row: Any, *, duplicate: bool = False) -> dict[str, Any]:
         "event": row.event,
         "order_id": row.order_id,
         "attribution": row.attribution,
+        # Traffic quality (docs/fraud-rules.md): held = waiting for a review.
+        "fraud_score": getattr(row, "fraud_score", 0) or 0,
+        "held": bool(getattr(row, "needs_review", False)) and row.status == PENDING,
     }
     if getattr(row, "fee_rate_ppm", 0):
         # The platform's service fee on this commission, its own line (docs/money.md).
@@ -364,29 +397,40 @@ def record_conversion(
     source: str,
     privacy_salt: str,
     now: datetime | None = None,
+    checks: screening.ScreenSettings | None = None,
 ) -> ConversionResult:
-    """Record a new conversion or move an existing one along its lifecycle."""
+    """Record a new conversion or move an existing one along its lifecycle.
+
+    A new attributed conversion is screened by the conversion fraud rules (``checks``:
+    the installation's thresholds, the defaults if None): its score and reasons are
+    stored, and the program's settings may hold it for review or reject it at once.
+    """
     now = now or utcnow()
+    checks = checks or screening.ScreenSettings()
     existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
     req, fx_use = fx.in_program_currency(conn, req, program.currency, existing, now)
     if existing is not None:
         if _supersedes(existing, req, source):
-            return _supersede(conn, existing, program, req, source, privacy_salt, now, fx_use)
-        return _update_status(conn, existing, req, source=source, now=now)
+            return _supersede(
+                conn, existing, program, req, source, privacy_salt, now, fx_use, checks
+            )
+        return _update_status(conn, existing, req, source=source, now=now, program=program)
     if req.status not in INITIAL_STATUSES:
         raise Conflict(f"there is no {req.event} {req.order_id!r} to mark {req.status}")
     if req.refund_amount is not None:
         raise InvalidField("refund_amount", "is only allowed with status refunded")
     if req.event == "sale" and not req.amount_given:
         raise InvalidField("amount", "is required for a new sale")
-    values = _new_values(conn, program, req, source, privacy_salt, now, fx_use)
+    values, reason = _new_values(conn, program, req, source, privacy_salt, now, fx_use, checks)
     if insert_ignore(conn, t.conversions, values, ("program_id", "event", "order_id")) == 0:
         # Lost a race with a concurrent duplicate: it is stored now, answer as a repeat.
         existing = _fetch(conn, program.id, req.event, req.order_id, lock=True)
-        return _update_status(conn, existing, req, source=source, now=now)
+        return _update_status(conn, existing, req, source=source, now=now, program=program)
     row = SimpleNamespace(**values)
     status = row.status
-    _log_event(conn, row, None, status, 0, row.commission_minor, row.commission_minor, source, now)
+    _log_event(
+        conn, row, None, status, 0, row.commission_minor, row.commission_minor, source, now, reason
+    )
     _add_rollup(conn, row, status, +1, row.amount_minor, row.commission_minor)
     ledger.post_conversion_move(
         conn,
@@ -401,6 +445,19 @@ def record_conversion(
     )
     funding.check(conn, program.merchant_id, row.currency, now)
     return ConversionResult(201, _body(row))
+
+
+def held_for_fraud(row: Any, program: Program) -> bool:
+    """Tell whether a conversion waits for review because of its fraud score.
+
+    Pixel conversions of pending-review programs also wait (``needs_review``) but for the
+    merchant's word only: the merchant's API may approve those, not these.
+    """
+    return (
+        row.status == PENDING
+        and bool(row.needs_review)
+        and (row.fraud_score or 0) >= program.fraud.hold_score
+    )
 
 
 def _supersedes(existing: Any, req: ConversionRequest, source: str) -> bool:
@@ -428,8 +485,9 @@ def _supersede(
     privacy_salt: str,
     now: datetime,
     fx_use: fx.FxUse | None = None,
+    checks: screening.ScreenSettings | None = None,
 ) -> ConversionResult:
-    values = _new_values(conn, program, req, source, privacy_salt, now, fx_use)
+    values, reason = _new_values(conn, program, req, source, privacy_salt, now, fx_use, checks)
     values |= {"id": existing.id, "created_at": existing.created_at}
     changed = {k: v for k, v in values.items() if k not in ("id", "created_at")}
     moved = conn.execute(
@@ -450,6 +508,7 @@ def _supersede(
         row.commission_minor - existing.commission_minor,
         source,
         now,
+        reason,
     )
     _add_rollup(
         conn, existing, existing.status, -1, existing.amount_minor, existing.commission_minor
@@ -470,8 +529,10 @@ def _new_values(
     privacy_salt: str,
     now: datetime,
     fx_use: fx.FxUse | None = None,
-) -> dict[str, Any]:
-    """Attribute a new conversion and compute its commission: the row to store."""
+    checks: screening.ScreenSettings | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Attribute, screen and price a new conversion: the row to store, and the reason its
+    first event is logged with (why the fraud rules held or rejected it, if they did)."""
     occurred_at = req.occurred_at or now
 
     explicit, click_row = _click_ref(conn, req.click_id)
@@ -525,6 +586,40 @@ def _new_values(
     review = source == "pixel" and program.pixel_pending_review
     if source == "pixel" and (review or status != APPROVED):
         status = PENDING
+    customer_hash = hash_customer_id(req.customer_id, privacy_salt) if req.customer_id else None
+    buyer_ip = ip_hash(req.ip, privacy_salt)
+    buyer_device = device_hash(
+        device_id=req.device_id, user_agent=req.user_agent, salt=privacy_salt
+    )
+    verdict = screening.Verdict()
+    if result.affiliate_id is not None:
+        verdict = screening.screen(
+            conn,
+            screening.Subject(
+                program=program,
+                event=req.event,
+                order_id=req.order_id,
+                occurred_at=occurred_at,
+                attribution=result.method,
+                affiliate_id=result.affiliate_id,
+                amount_minor=to_minor(req.amount, req.currency),
+                customer_id=req.customer_id,
+                customer_hash=customer_hash,
+                ip_hash=buyer_ip,
+                device_hash=buyer_device,
+                click=click,
+                coupon=coupon.code if coupon else None,
+            ),
+            salt=privacy_salt,
+            settings=checks or screening.ScreenSettings(),
+            now=now,
+        )
+    if verdict.action == "reject":
+        status = REJECTED
+    elif verdict.action == "hold" and status != REJECTED:
+        # Held: pending whatever was sent, out of the lock-period approval and of
+        # settlement until the merchant or the operator releases or rejects it.
+        status, review = PENDING, True
     commission = initial_commission(status, computed, req.currency)
     values = {
         "id": ids.new_ulid(now),
@@ -558,9 +653,11 @@ def _new_values(
         ]
         or None,
         "coupon": coupon.code if coupon else (req.coupon.upper() if req.coupon else None),
-        "customer_hash": hash_customer_id(req.customer_id, privacy_salt)
-        if req.customer_id
-        else None,
+        "customer_hash": customer_hash,
+        "ip_hash": buyer_ip,
+        "device_hash": buyer_device,
+        "fraud_score": verdict.score,
+        "fraud_reasons": verdict.reasons(),
         "occurred_at": occurred_at,
         "fee_rate_ppm": program.fee_rate_ppm,
         "fee_mode": program.fee_mode,
@@ -572,7 +669,8 @@ def _new_values(
         "created_at": now,
         "updated_at": now,
     }
-    return values
+    # The merchant's own rejection needs no reason of ours.
+    return values, verdict.event_reason() if req.status != REJECTED else ""
 
 
 def _state(row: Any) -> ConversionState:
@@ -587,7 +685,13 @@ def _state(row: Any) -> ConversionState:
 
 
 def _update_status(
-    conn: Connection, row: Any, req: ConversionRequest, *, source: str, now: datetime
+    conn: Connection,
+    row: Any,
+    req: ConversionRequest,
+    *,
+    source: str,
+    now: datetime,
+    program: Program,
 ) -> ConversionResult:
     if source == "pixel":
         # A browser can only report a sale, never move its status.
@@ -595,6 +699,12 @@ def _update_status(
     new = apply_status(_state(row), req.status, req.refund_amount)
     if new is None:
         return ConversionResult(200, _body(row, duplicate=True))
+    if new.status == APPROVED and held_for_fraud(row, program):
+        # An automated approval is not a review (also for a twin that lost the race).
+        raise Conflict(
+            "the conversion is held for review by the fraud rules; release it "
+            "(POST /api/v1/review/conversions/{id}/release) or reject it"
+        )
     return ConversionResult(200, _body(_apply(conn, row, new, source=source, now=now)))
 
 
@@ -742,9 +852,10 @@ def review_conversion(
     return _apply(conn, row, new, source=by, now=utcnow(), reason=reason)
 
 
-def get_conversion(conn: Connection, conversion_id: str) -> Any:
-    """Return a conversion row by id."""
-    return conn.execute(select(t.conversions).where(t.conversions.c.id == conversion_id)).first()
+def get_conversion(conn: Connection, conversion_id: str, *, lock: bool = False) -> Any:
+    """Return a conversion row by id (``lock``: locked for update on PostgreSQL)."""
+    stmt = _BY_ID_LOCKED if lock and conn.dialect.name == "postgresql" else _BY_ID
+    return conn.execute(stmt, {"id": conversion_id}).first()
 
 
 def conversion_body(row: Any) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from tuike.services.demo_world import (
     referer_for,
 )
 from tuike.services.keys import create_key
+from tuike.services.screening import ScreenSettings
 from tuike.services.users import create_user
 from tuike.storage.catalog import has_merchants
 from tuike.storage.db import Database
@@ -367,6 +368,7 @@ class _Sender:
         self._db = db
         self._programs = programs
         self._salt = settings.privacy_salt
+        self._checks = ScreenSettings.of(settings)
         self._max_future = timedelta(seconds=settings.max_future_seconds)
         self._report = report
         # SQLite has one writer and no fair queue: leave the click jobs a gap to commit.
@@ -422,7 +424,13 @@ class _Sender:
         program = self._programs[pi]
         req = parse_request(data, program, now=at, max_future=self._max_future)
         result = record_conversion(
-            conn, program, req, source="api", privacy_salt=self._salt, now=at
+            conn,
+            program,
+            req,
+            source="api",
+            privacy_salt=self._salt,
+            now=at,
+            checks=self._checks,
         )
         if result.http_status == 201:
             self.created += 1

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tuike.domain.catalog import CHANNEL_KINDS
 from tuike.domain.errors import Conflict, Forbidden, InvalidField, NotFound
-from tuike.services import accounts, audit, auth, keys, users
+from tuike.services import accounts, audit, auth, identity, keys, users
 from tuike.web.portals import i18n
 from tuike.web.portals.rendering import gettext_for, locale_of, render
 from tuike.web.portals.session import (
@@ -44,6 +44,15 @@ def safe_next(target: str | None, default: str = "/") -> str:
 def see_other(path: str) -> RedirectResponse:
     """Redirect after a successful POST (303, so a reload does not post again)."""
     return RedirectResponse(path, status_code=303)
+
+
+def seen_of(request: Request) -> identity.Seen:
+    """Return where a request came from, for the identity marks of who sent it."""
+    return identity.Seen(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        salt=get_state(request).settings.privacy_salt,
+    )
 
 
 def error_text(request: Request, exc: Exception) -> str:
@@ -81,7 +90,7 @@ def login(
     )
     ip = request.client.host if request.client else ""
     with state.db.write() as conn:
-        result = auth.login(conn, email, password, ip=ip, limits=limits)
+        result = auth.login(conn, email, password, ip=ip, limits=limits, seen=seen_of(request))
         status = (
             accounts.account_status(conn, result.user.role, result.user.owner_id)
             if result.user
@@ -195,6 +204,7 @@ def affiliate_signup(
                 timezone=timezone or state.settings.default_timezone,
                 channels=channels,
                 locale=locale_of(request),
+                seen=seen_of(request),
             )
     except accounts.SignUpClosed:
         return _closed(request, "affiliate")
@@ -234,6 +244,7 @@ def merchant_signup(
                 password=password,
                 timezone=timezone or state.settings.default_timezone,
                 locale=locale_of(request),
+                seen=seen_of(request),
             )
     except accounts.SignUpClosed:
         return _closed(request, "merchant")

@@ -317,6 +317,7 @@ def save_profile(
                 payout_account=payout_account,
                 payout_name=payout_name,
                 actor=user.ref,
+                salt=get_state(request).settings.privacy_salt,
             )
     except (InvalidField, Conflict) as exc:
         context = profile_context(request, user, error=error_text(request, exc))

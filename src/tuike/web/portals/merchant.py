@@ -18,6 +18,7 @@ from tuike.domain.catalog import Program
 from tuike.domain.commission import plan_to_dict
 from tuike.domain.errors import Conflict, InvalidField, NotFound
 from tuike.services import accounts, audit, catalog, conversions, keys, reports, users
+from tuike.services.screening import ScreenSettings
 from tuike.storage import catalog as repo
 from tuike.storage.clicks import latest_click
 from tuike.storage.reports import Scope
@@ -489,7 +490,13 @@ def test_conversion(
                 max_future=timedelta(seconds=state.settings.max_future_seconds),
             )
             result = conversions.record_conversion(
-                conn, program, req, source="api", privacy_salt=state.settings.privacy_salt, now=now
+                conn,
+                program,
+                req,
+                source="api",
+                privacy_salt=state.settings.privacy_salt,
+                now=now,
+                checks=ScreenSettings.of(state.settings),
             )
             audit.record(
                 conn,

@@ -8,7 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from tuike.web.portals import account, affiliate, merchant, operator, postbacks, promotion
+from tuike.web.portals import (
+    abuse,
+    account,
+    affiliate,
+    merchant,
+    operator,
+    postbacks,
+    promotion,
+    review,
+)
 from tuike.web.portals.rendering import N_, render
 from tuike.web.state import get_state
 
@@ -66,5 +75,5 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-for _module in (account, affiliate, postbacks, merchant, operator, promotion):
+for _module in (account, affiliate, postbacks, merchant, operator, promotion, review, abuse):
     router.include_router(_module.router)

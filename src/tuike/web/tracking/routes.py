@@ -16,6 +16,7 @@ from tuike.domain.errors import DomainError, InvalidField
 from tuike.services import conversions as conv
 from tuike.services.clock import utcnow
 from tuike.services.keys import authenticate
+from tuike.services.screening import ScreenSettings
 from tuike.storage import catalog as repo
 from tuike.web.errors import error_response
 from tuike.web.state import AppState, get_state
@@ -91,6 +92,7 @@ def postback(request: Request, state: StateDep) -> JSONResponse:
             source="postback",
             privacy_salt=state.settings.privacy_salt,
             now=now,
+            checks=ScreenSettings.of(state.settings),
         )
     return JSONResponse(result.body, status_code=result.http_status)
 
@@ -112,6 +114,11 @@ def pixel(request: Request, state: StateDep) -> Response:
                 now=now,
                 max_future=timedelta(seconds=state.settings.max_future_seconds),
                 cookie_click_id=request.cookies.get(CLICK_COOKIE),
+                # The buyer's browser itself: its address and user agent, not parameters.
+                client=(
+                    request.client.host if request.client else None,
+                    request.headers.get("user-agent"),
+                ),
             )
             conv.record_conversion(
                 conn,
@@ -120,6 +127,7 @@ def pixel(request: Request, state: StateDep) -> Response:
                 source="pixel",
                 privacy_salt=state.settings.privacy_salt,
                 now=now,
+                checks=ScreenSettings.of(state.settings),
             )
     except DomainError as exc:
         log.info("pixel conversion refused: %s", exc)

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from tuike.domain.access import AFFILIATE, MERCHANT, OPERATOR, Principal
 from tuike.domain.errors import Forbidden, InvalidField, NotFound
-from tuike.services import accounts, auth, keys, users
+from tuike.services import accounts, auth, identity, keys, users
 from tuike.services.users import User
 from tuike.storage import catalog as repo
 from tuike.web.api.v1.deps import IdPath, PrincipalDep, StateDep
@@ -107,7 +107,7 @@ class AccountStatusOut(BaseModel):
 # --- public: sign-up and password reset ----------------------------------------------
 
 
-def _throttle(state: AppState, request: Request, action: str) -> None:
+def throttle(state: AppState, request: Request, action: str) -> None:
     """Refuse a client address past its allowance of public account requests (429)."""
     settings = state.settings
     window = timedelta(minutes=settings.login_window_minutes)
@@ -131,7 +131,7 @@ def _refuse_if_closed(state: AppState, kind: str) -> None:
 def sign_up_affiliate(body: AffiliateSignUpIn, request: Request, state: StateDep) -> SignUpOut:
     """Create an affiliate account with its channels, and a first API key for it."""
     _refuse_if_closed(state, AFFILIATE)
-    _throttle(state, request, "api:signup")
+    throttle(state, request, "api:signup")
     with state.db.write() as conn:
         user = accounts.sign_up_affiliate(
             conn,
@@ -141,6 +141,7 @@ def sign_up_affiliate(body: AffiliateSignUpIn, request: Request, state: StateDep
             timezone=body.timezone or state.settings.default_timezone,
             channels=[c.model_dump() for c in body.channels],
             locale=body.locale or "",
+            seen=_seen(state, request),
         )
         raw = _first_key(conn, user)
     return SignUpOut(
@@ -152,7 +153,7 @@ def sign_up_affiliate(body: AffiliateSignUpIn, request: Request, state: StateDep
 def sign_up_merchant(body: MerchantSignUpIn, request: Request, state: StateDep) -> SignUpOut:
     """Create a merchant awaiting the operator's approval, its owner, and the owner's key."""
     _refuse_if_closed(state, MERCHANT)
-    _throttle(state, request, "api:signup")
+    throttle(state, request, "api:signup")
     with state.db.write() as conn:
         user = accounts.sign_up_merchant(
             conn,
@@ -162,10 +163,20 @@ def sign_up_merchant(body: MerchantSignUpIn, request: Request, state: StateDep) 
             password=body.password,
             timezone=body.timezone or state.settings.default_timezone,
             locale=body.locale or "",
+            seen=_seen(state, request),
         )
         raw = _first_key(conn, user)
     return SignUpOut(
         user_id=user.id, role=user.role, owner_id=user.owner_id or 0, status="pending", key=raw
+    )
+
+
+def _seen(state: AppState, request: Request) -> identity.Seen:
+    # The address and client the sign-up came from become the account's identity marks.
+    return identity.Seen(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        salt=state.settings.privacy_salt,
     )
 
 
@@ -179,7 +190,7 @@ def _first_key(conn: Connection, user: User) -> str:
 @public.post("/password/forgot", status_code=202, response_model=AcceptedOut)
 def forgot_password(body: ForgotPasswordIn, request: Request, state: StateDep) -> AcceptedOut:
     """Mail a reset link if the address has an account; the answer is the same either way."""
-    _throttle(state, request, "api:password")
+    throttle(state, request, "api:password")
     with state.db.write() as conn:
         auth.request_password_reset(conn, body.email, f"{state.settings.public_url}/password/reset")
     return AcceptedOut(message="if the address has an account, a reset link is on its way")
@@ -188,7 +199,7 @@ def forgot_password(body: ForgotPasswordIn, request: Request, state: StateDep) -
 @public.post("/password/reset", status_code=204, response_class=Response)
 def reset_password(body: ResetPasswordIn, request: Request, state: StateDep) -> Response:
     """Set a new password with the token of a mailed link (it works once, for two hours)."""
-    _throttle(state, request, "api:password")
+    throttle(state, request, "api:password")
     with state.db.write() as conn:
         auth.reset_password(conn, body.token, body.password)
     return Response(status_code=204)

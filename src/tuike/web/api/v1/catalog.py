@@ -84,7 +84,7 @@ def create_program(body: ProgramIn, who: PrincipalDep, state: StateDep) -> Progr
         )
         secret = repo.program_secret(conn, program.id)
     state.links.invalidate()
-    return ProgramOut.of(program, secret)
+    return ProgramOut.of(program, secret, manager=True)
 
 
 @router.get("/programs", response_model=list[ProgramOut], tags=["programs"])
@@ -93,10 +93,12 @@ def list_programs(who: PrincipalDep, state: StateDep) -> list[ProgramOut]:
     with state.db.read() as conn:
         if who.role == MERCHANT:
             programs = repo.list_programs(conn, merchant_id=who.owner_id)
-            return [ProgramOut.of(p, repo.program_secret(conn, p.id)) for p in programs]
+            return [
+                ProgramOut.of(p, repo.program_secret(conn, p.id), manager=True) for p in programs
+            ]
         programs = repo.list_programs(conn)
     if who.role == OPERATOR:
-        return [ProgramOut.of(p) for p in programs]
+        return [ProgramOut.of(p, manager=True) for p in programs]
     if who.role == AFFILIATE:
         return [ProgramOut.of(p) for p in programs if p.active]
     return [ProgramOut.of(p) for p in programs if p.id == who.owner_id]
@@ -108,7 +110,8 @@ def get_program(program_id: IdPath, who: PrincipalDep, state: StateDep) -> Progr
     with state.db.read() as conn:
         program = visible_program(conn, who, program_id)
         owner = who.may_manage_merchant(program.merchant_id)
-        return ProgramOut.of(program, repo.program_secret(conn, program.id) if owner else None)
+        secret = repo.program_secret(conn, program.id) if owner else None
+        return ProgramOut.of(program, secret, manager=owner)
 
 
 @router.patch("/programs/{program_id}", response_model=ProgramOut, tags=["programs"])
@@ -123,7 +126,7 @@ def update_program(
         updated = svc.update_program(conn, program, **fields)
         secret = repo.program_secret(conn, program.id)
     state.links.invalidate()
-    return ProgramOut.of(updated, secret)
+    return ProgramOut.of(updated, secret, manager=True)
 
 
 def _only_the_operator_sets_fees(who: Principal, fields: dict[str, Any]) -> None:

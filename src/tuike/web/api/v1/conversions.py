@@ -7,9 +7,11 @@ from datetime import timedelta
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from tuike.domain.access import AFFILIATE, Principal
 from tuike.domain.errors import Forbidden, NotFound
 from tuike.services import conversions as conv
 from tuike.services.clock import utcnow
+from tuike.services.screening import ScreenSettings
 from tuike.storage import catalog as repo
 from tuike.web.api.v1.deps import PrincipalDep, StateDep, report_scope
 from tuike.web.api.v1.idempotency import IdempotentRoute
@@ -45,7 +47,13 @@ def record(body: ConversionIn, who: PrincipalDep, state: StateDep) -> JSONRespon
             max_future=timedelta(seconds=state.settings.max_future_seconds),
         )
         result = conv.record_conversion(
-            conn, program, req, source="api", privacy_salt=state.settings.privacy_salt, now=now
+            conn,
+            program,
+            req,
+            source="api",
+            privacy_salt=state.settings.privacy_salt,
+            now=now,
+            checks=ScreenSettings.of(state.settings),
         )
     return JSONResponse(result.body, status_code=result.http_status)
 
@@ -60,13 +68,22 @@ def list_conversions(
     """List the newest conversions visible to the caller."""
     with state.db.read() as conn:
         scope = report_scope(conn, who)
-        return conv.list_conversions(
+        rows = conv.list_conversions(
             conn,
             program_ids=scope.program_ids,
             affiliate_id=scope.affiliate_id,
             status=status,
             limit=limit,
         )
+    return [_for(who, body) for body in rows]
+
+
+def _for(who: Principal, body: dict) -> dict:
+    """Return a conversion as the caller may see it: affiliates never see fraud scores."""
+    if who.role == AFFILIATE:
+        # Telling a fraudster which rules fired teaches them to dodge them.
+        return {k: v for k, v in body.items() if k not in ("fraud_score", "held")}
+    return body
 
 
 @router.get(
@@ -83,4 +100,4 @@ def get_conversion(conversion_id: str, who: PrincipalDep, state: StateDep) -> di
         or (scope.affiliate_id is not None and row.affiliate_id != scope.affiliate_id)
     ):
         raise NotFound("conversion")
-    return conv.conversion_body(row)
+    return _for(who, conv.conversion_body(row))

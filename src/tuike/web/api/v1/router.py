@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tuike.web.api.v1 import (
+    abuse,
     accounts,
     catalog,
     conversions,
@@ -14,6 +15,7 @@ from tuike.web.api.v1 import (
     postbacks,
     promotion,
     reports,
+    review,
 )
 
 router = APIRouter(prefix="/api/v1")
@@ -27,3 +29,6 @@ router.include_router(reports.router)
 router.include_router(ledger.router)
 router.include_router(postbacks.router)
 router.include_router(platform.router)
+router.include_router(review.router)
+router.include_router(abuse.public)
+router.include_router(abuse.router)

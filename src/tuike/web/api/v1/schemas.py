@@ -64,6 +64,12 @@ class ProgramIn(Strict):
     )
     require_signature: bool = False
     pixel_pending_review: bool = False
+    fraud_config: dict[str, Any] | None = Field(
+        None,
+        description='Fraud settings, e.g. {"hold_score": 50, "reject_score": 90, '
+        '"invalid_click_score": 60, "target_countries": ["CN"], "disabled": ["coupon_leakage"]}'
+        " (docs/fraud-rules.md); keys left out take their defaults.",
+    )
     category: str = ""
     timezone: str | None = None
     fee_rate: str | None = Field(
@@ -93,6 +99,12 @@ class ProgramPatch(Strict):
     status: str | None = None
     require_signature: bool | None = None
     pixel_pending_review: bool | None = None
+    fraud_config: dict[str, Any] | None = Field(
+        None,
+        description='Fraud settings, e.g. {"hold_score": 50, "reject_score": 90, '
+        '"invalid_click_score": 60, "target_countries": ["CN"], "disabled": ["coupon_leakage"]}'
+        " (docs/fraud-rules.md); keys left out take their defaults.",
+    )
     category: str | None = None
     timezone: str | None = None
     fee_rate: str | None = Field(
@@ -132,9 +144,12 @@ class ProgramOut(BaseModel):
     fee_mode: str
     override_rate: str
     postback_secret: str | None = Field(None, description="Shown to the program's merchant only.")
+    fraud_config: dict[str, Any] | None = Field(
+        None, description="The fraud settings in force; shown to its merchant and the operator."
+    )
 
     @classmethod
-    def of(cls, p: Program, secret: str | None = None) -> ProgramOut:
+    def of(cls, p: Program, secret: str | None = None, *, manager: bool = False) -> ProgramOut:
         return cls(
             id=p.id,
             public_id=p.public_id,
@@ -157,6 +172,7 @@ class ProgramOut(BaseModel):
             fee_mode=p.fee_mode,
             override_rate=str((Decimal(p.override_rate_ppm) / 1_000_000).normalize()),
             postback_secret=secret,
+            fraud_config=p.fraud.as_dict() if manager else None,
         )
 
 
@@ -406,6 +422,11 @@ class ConversionIn(BaseModel):
     coupon: Any = None
     customer_id: Any = None
     occurred_at: Any = Field(None, description="ISO 8601 with offset")
+    ip: Any = Field(None, description="The buyer's IP address (fraud rules; kept hashed)")
+    user_agent: Any = Field(None, description="The buyer's browser (fraud rules; kept hashed)")
+    device_id: Any = Field(
+        None, description="The buyer's device id, e.g. an app's (fraud rules; kept hashed)"
+    )
 
 
 class ConversionOut(BaseModel):
@@ -420,6 +441,12 @@ class ConversionOut(BaseModel):
     event: str
     order_id: str
     attribution: str
+    fraud_score: int | None = Field(
+        None, description="0-100, the weights of the fraud rules that fired (not to affiliates)"
+    )
+    held: bool | None = Field(
+        None, description="Waiting for a review: a fraud hold, or a pixel under review"
+    )
     duplicate: bool | None = None
 
 

@@ -107,7 +107,7 @@ def test_device_model_burst_needs_a_count_and_a_share():
     assert rules.device_model_burst(19, 20, T, "V2134A") is None  # too few
     assert rules.device_model_burst(30, 100, T, "V2134A") is None  # 30 %: a popular phone
     s = rules.device_model_burst(30, 40, T, "V2134A")
-    assert s.weight == 20 and "30 of this affiliate's 40 clicks" in s.evidence
+    assert s.weight == 20 and "30 of the 40 clicks naming a phone model" in s.evidence
     assert "V2134A" in s.evidence
 
 

@@ -186,6 +186,9 @@ def referer_host(referer: str) -> str:
 # --- the rules -----------------------------------------------------------------------
 
 
+HEAD = Signal("head_or_prefetch", 100, "HEAD request")
+
+
 def bot_ua(match: str | None) -> Signal | None:
     """A user agent that one of the crawler lists names (``match`` is list: pattern)."""
     if match is None:
@@ -196,7 +199,7 @@ def bot_ua(match: str | None) -> Signal | None:
 def head_or_prefetch(method: str, purpose: str) -> Signal | None:
     """A HEAD request, or a request the browser marks as a prefetch or preview."""
     if method == "HEAD":
-        return Signal("head_or_prefetch", WEIGHT["head_or_prefetch"], "HEAD request")
+        return HEAD
     if purpose:
         lowered = purpose.lower()
         if "prefetch" in lowered or "preview" in lowered or "prerender" in lowered:
@@ -288,28 +291,29 @@ def subnet_burst(count: int, t: ClickThresholds, ip: int | None) -> Signal | Non
 
 
 def device_model_burst(count: int, total: int, t: ClickThresholds, model: str) -> Signal | None:
-    """``count`` of the affiliate's ``total`` clicks in the window from one device model."""
+    """``count`` of the affiliate's ``total`` clicks naming a model, in the window, are one."""
     if not model or count < t.device_model_clicks or count * 100 < total * t.device_model_share:
         return None
     return Signal(
         "device_model_burst",
         WEIGHT["device_model_burst"],
-        f"{count} of this affiliate's {total} clicks in {t.window_seconds} s from one "
-        f"device model, {model} (threshold {t.device_model_clicks} and "
-        f"{t.device_model_share} %)",
+        f"{count} of the {total} clicks naming a phone model on this affiliate's links in "
+        f"{t.window_seconds} s are one model, {model} (threshold {t.device_model_clicks} "
+        f"and {t.device_model_share} %)",
     )
+
+
+NO_REFERER = Signal(
+    "referer_mismatch",
+    NO_REFERER_WEIGHT,
+    "no referer, and the affiliate declared no IM or app channel",
+)
 
 
 def referer_mismatch(referer: str, channels: DeclaredChannels) -> Signal | None:
     """No referer (weak; expected of IM and apps), or one none of the declared hosts."""
     if not referer:
-        if channels.no_referer:
-            return None
-        return Signal(
-            "referer_mismatch",
-            NO_REFERER_WEIGHT,
-            "no referer, and the affiliate declared no IM or app channel",
-        )
+        return None if channels.no_referer else NO_REFERER
     if not channels.hosts:
         return None
     host = referer_host(referer)
@@ -328,5 +332,8 @@ def verdict(signals: Sequence[Signal], config: FraudConfig) -> tuple[int, str, b
     """Return (score, comma-separated codes, filtered) for a click's signals."""
     if not signals:
         return 0, "", False
+    if len(signals) == 1:  # the common case: one weak signal (often no referer)
+        only = signals[0]
+        return only.weight, only.code, only.weight >= config.invalid_click_score
     total = score(signals)
     return total, ",".join(s.code for s in signals), total >= config.invalid_click_score

@@ -302,8 +302,3 @@ class ClickChecks:
         if subnet >= t.subnet_clicks:
             found.append(rules.subnet_burst(subnet, t, ip_n))
         return found
-
-
-def declared_bots_only() -> ClickChecks:
-    """Return checks that only flag declared bots and HEAD/prefetch requests (no I/O)."""
-    return ClickChecks(thresholds=ClickThresholds(), agents=user_agents(), enabled=False)

@@ -1,23 +1,31 @@
 """Tracker benchmark: clicks per second of tuike against a bare ASGI 302 and nginx.
 
     .venv/bin/python bench/tracker.py [--duration 20] [--links 10000] [--write-docs]
-        [--servers uvicorn,granian] [--only abcde] [--rounds 3]
+        [--servers uvicorn,granian] [--only abcdef] [--rounds 3]
 
 Runs `wrk -t1 -c64 -d<duration>s --latency` with a Lua script rotating over the link
 codes against (a) tuike durable on SQLite, (b) tuike durable on PostgreSQL, (c) tuike
 fast on PostgreSQL, (d) a bare ASGI app answering a fixed 302 on the same server and
-worker count, (e) nginx `return 302`. After each tuike run it waits for the writer to
-drain and compares the clicks stored with the 302s wrk received. Installs wrk and nginx
-from Debian packages when they are missing (needs root). Loopback only. With
-``--servers uvicorn,granian`` (a)-(d) run on both servers, each tuike run compared with the
-bare app on its own server: the figures that chose the server `tuike serve` runs.
+worker count, (e) nginx `return 302`, (f) tuike durable on SQLite with the click-time
+fraud checks off (`TUIKE_FRAUD_CLICK_CHECKS=false`): (a) against (f) is what the checks
+cost. Requests carry real browser user agents (fake-useragent's data, 2 % of them bots)
+and visitors' addresses in `X-Forwarded-For` (random public IPv4, 10 % IPv6), so the
+checks look up real user agents and networks and count many keys. After each tuike run it
+waits for the writer to drain and compares the clicks stored with the 302s wrk received.
+With ``--in-process N`` it first times N calls of `build_click` with the checks on and
+off in this process (no HTTP). Installs wrk and nginx from Debian packages when they are
+missing (needs root). Loopback only. With ``--servers uvicorn,granian`` (a)-(d) run on
+both servers, each tuike run compared with the bare app on its own server: the figures
+that chose the server `tuike serve` runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -29,12 +37,15 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from tuike.config import Settings
 from tuike.services import catalog as svc
+from tuike.services.click_quality import ClickChecks
 from tuike.storage import tables
 from tuike.storage.db import Database
 from tuike.storage.migrate import upgrade
@@ -99,6 +110,99 @@ def make_links(url: str, n: int) -> list[str]:
         ]
     db.dispose()
     return codes
+
+
+BOTS = (
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "python-requests/2.31.0",
+    "curl/8.4.0",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+)
+
+
+def visitors(n: int, seed: int = 7) -> list[tuple[str, str]]:
+    """Return n (user agent, address) pairs: real browsers by share, 2 % bots, public IPs."""
+    from importlib import resources
+
+    rng = random.Random(seed)
+    data = resources.files("fake_useragent") / "data" / "browsers.jsonl"
+    rows = [json.loads(line) for line in data.read_text().splitlines() if line]
+    agents = rng.choices([r["useragent"] for r in rows], [r["percent"] for r in rows], k=n)
+    out = []
+    for i, ua in enumerate(agents):
+        if rng.random() < 0.02:
+            ua = BOTS[i % len(BOTS)]
+        if rng.random() < 0.1:
+            ip = f"2001:db8:{rng.randrange(65536):x}:{rng.randrange(65536):x}::{i % 65536:x}"
+        else:
+            ip = f"{rng.choice((1, 14, 27, 36, 42, 58, 101, 112, 120, 175, 183, 223))}." + ".".join(
+                str(rng.randrange(256)) for _ in range(3)
+            )
+        out.append((ua, ip))
+    return out
+
+
+def lua_script(codes: list[str], pairs: list[tuple[str, str]]) -> str:
+    """A wrk script rotating over the links and, independently, over the visitors."""
+
+    def quote(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return (
+        "codes = {" + ",".join(quote(c) for c in codes) + "}\n"
+        "uas = {" + ",".join(quote(ua) for ua, _ in pairs) + "}\n"
+        "ips = {" + ",".join(quote(ip) for _, ip in pairs) + "}\n"
+        "local i = 0\nrequest = function()\n  i = i + 1\n"
+        "  local v = (i * 7919 % #uas) + 1\n"
+        '  return wrk.format("GET", "/c/" .. codes[(i % #codes) + 1], '
+        '{["User-Agent"] = uas[v], ["X-Forwarded-For"] = ips[v]})\nend\n' + DONE_LUA
+    )
+
+
+def in_process(url: str, n: int, rounds: int = 5) -> dict[str, float]:
+    """Time build_click per click with the checks on and off, interleaved; medians in µs."""
+    from datetime import timedelta
+
+    from tuike.domain.tracking import NO_PARAMS
+    from tuike.services.clicks import LinkCache, UniqueFilter, Visit, build_click
+
+    upgrade(url)
+    code = make_links(url, 1)[0]
+    db = Database(url)
+    cache = LinkCache(db)
+    cache.warm()
+    resolved = cache.resolve(code)
+    pairs = visitors(n, seed=11)
+    checks = {
+        "on": ClickChecks.from_settings(Settings(fraud_click_checks=True)),
+        "off": ClickChecks.from_settings(Settings(fraud_click_checks=False)),
+    }
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    start = datetime.now(UTC)
+    for round_ in range(rounds):
+        for mode in ("off", "on"):
+            uniques = UniqueFilter(window=timedelta(hours=24), max_entries=10**6)
+            visits = [
+                Visit(ip=ip, user_agent=ua, referer="", country="CN", visitor_cookie=None)
+                for ua, ip in pairs
+            ]
+            at = start + timedelta(minutes=round_)
+            began = time.perf_counter()
+            for visit in visits:
+                build_click(
+                    resolved,
+                    NO_PARAMS,
+                    visit,
+                    at=at,
+                    ip_storage="truncated",
+                    privacy_salt="bench",
+                    uniques=uniques,
+                    checks=checks[mode],
+                )
+            times[mode].append((time.perf_counter() - began) / n * 1e6)
+    db.dispose()
+    return {mode: statistics.median(ts) for mode, ts in times.items()}
 
 
 def stored_clicks(url: str) -> int:
@@ -194,7 +298,9 @@ def server_command(server: str, target: str, port: int) -> list[str]:
     ]
 
 
-def bench_tuike(label: str, url: str, mode: str, script: Path, duration: int, server: str) -> dict:
+def bench_tuike(
+    label: str, url: str, mode: str, script: Path, duration: int, server: str, checks: bool = True
+) -> dict:
     port = free_port()
     env = {
         **os.environ,
@@ -202,6 +308,7 @@ def bench_tuike(label: str, url: str, mode: str, script: Path, duration: int, se
         "TUIKE_TRACKER_MODE": mode,
         "TUIKE_APPROVE_INTERVAL_SECONDS": "0",
         "TUIKE_ENV": "test",
+        "TUIKE_FRAUD_CLICK_CHECKS": "true" if checks else "false",
     }
     before = stored_clicks(url)
     command = [str(BIN / "tuike"), "serve", "--port", str(port), "--server", server]
@@ -256,6 +363,34 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port};
     finally:
         stop(proc)
     return result | {"label": "(e) nginx return 302", "server": "nginx"}
+
+
+def checks_table(results: list[dict], measured: dict[str, float] | None, args: Any) -> str:
+    """The click-time checks on and off: (a) against (f), and build_click in process."""
+    on = next((r for r in results if r["label"].startswith("(a)")), None)
+    off = next((r for r in results if r["label"].startswith("(f)")), None)
+    lines = [
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} "
+        f"cores, Python {platform.python_version()}): `bench/tracker.py --only af --rounds "
+        f"{args.rounds} --duration {args.duration}"
+        + (f" --in-process {args.in_process}" if measured else "")
+        + "`, medians of interleaved rounds:",
+        "",
+        "| what | checks on | checks off | on / off |",
+        "|---|---|---|---|",
+    ]
+    if on and off:
+        lines.append(
+            f"| tracker, durable SQLite, requests/s (wrk -c64) | {on['rps']:,.0f} "
+            f"| {off['rps']:,.0f} | {on['rps'] / off['rps']:.1%} |"
+        )
+        lines.append(f"| tracker p99 | {on['p99']:.1f} ms | {off['p99']:.1f} ms | |")
+    if measured:
+        lines.append(
+            f"| build_click in process, per click | {measured['on']:.1f} µs "
+            f"| {measured['off']:.1f} µs | +{measured['on'] - measured['off']:.1f} µs |"
+        )
+    return "\n".join(lines)
 
 
 def ratio(value: float, base: float | None) -> str:
@@ -315,7 +450,16 @@ def main() -> None:
     parser.add_argument("--links", type=int, default=10_000)
     parser.add_argument("--write-docs", action="store_true", help="update docs/performance.md")
     parser.add_argument(
-        "--only", default="abcde", help="which targets to run, e.g. 'ad' (default: all five)"
+        "--only",
+        default="abcdef",
+        help="which targets to run, e.g. 'af' for the click checks on and off (default: all)",
+    )
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time N build_click calls with the checks on and off, in this process",
     )
     parser.add_argument(
         "--rounds", type=int, default=1, help="run every target this many times, interleaved"
@@ -341,30 +485,40 @@ def main() -> None:
     pg_url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade(pg_url)
+        measured = None
+        if args.in_process:
+            print(f"in process: {args.in_process:,} build_click calls, checks on and off …")
+            measured = in_process(f"sqlite:///{work}/in-process.db", args.in_process)
         codes = make_links(sqlite_url, args.links)
         pg_codes = make_links(pg_url, args.links)
+        pairs = visitors(5000)
         scripts = []
         for label, cs in (("sqlite", codes), ("pg", pg_codes)):
             path = work / f"{label}.lua"
-            path.write_text(
-                "codes = {" + ",".join(f'"{c}"' for c in cs) + "}\n"
-                "local i = 0\nrequest = function()\n  i = i + 1\n"
-                '  return wrk.format("GET", "/c/" .. codes[(i % #codes) + 1])\nend\n' + DONE_LUA
-            )
+            path.write_text(lua_script(cs, pairs))
             scripts.append(path)
         runs: list[dict] = []
         # Rounds interleave the targets, so that a slow spell of the machine hits all.
         for round_ in range(1, args.rounds + 1):
             for server in servers:
-                for label, url, mode, script in (
-                    ("(a) tuike durable, SQLite", sqlite_url, "durable", scripts[0]),
-                    ("(b) tuike durable, PostgreSQL", pg_url, "durable", scripts[1]),
-                    ("(c) tuike fast, PostgreSQL", pg_url, "fast", scripts[1]),
+                for label, url, mode, script, checks in (
+                    ("(a) tuike durable, SQLite", sqlite_url, "durable", scripts[0], True),
+                    (
+                        "(f) tuike durable, SQLite, checks off",
+                        sqlite_url,
+                        "durable",
+                        scripts[0],
+                        False,
+                    ),
+                    ("(b) tuike durable, PostgreSQL", pg_url, "durable", scripts[1], True),
+                    ("(c) tuike fast, PostgreSQL", pg_url, "fast", scripts[1], True),
                 ):
                     if label[1] not in args.only:
                         continue
                     print(f"round {round_}: {label} on {server} …", flush=True)
-                    runs.append(bench_tuike(label, url, mode, script, args.duration, server))
+                    runs.append(
+                        bench_tuike(label, url, mode, script, args.duration, server, checks)
+                    )
                 if "d" in args.only:
                     print(f"round {round_}: (d) bare ASGI on {server} …", flush=True)
                     runs.append(bench_bare(scripts[0], args.duration, server))
@@ -377,16 +531,30 @@ def main() -> None:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     out = table(results, args.duration, args.links, args.rounds)
     print(out)
+    compared = None
+    if measured or "f" in args.only:
+        compared = checks_table(results, measured, args)
+        print()
+        print(compared)
     if args.write_docs:
         doc = ROOT / "docs" / "performance.md"
         body = doc.read_text()
-        start, end = "<!-- bench/tracker:start -->", "<!-- bench/tracker:end -->"
-        block = f"{start}\n{out}\n{end}"
-        body = (
-            re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, body, flags=re.S)
-            if start in body
-            else body + "\n" + block + "\n"
-        )
+        blocks = [("bench/tracker", out)] if set(args.only) - {"f"} else []
+        if compared:
+            blocks.append(("bench/tracker-checks", compared))
+        for name, text_ in blocks:
+            start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+            block = f"{start}\n{text_}\n{end}"
+            body = (
+                re.sub(
+                    re.escape(start) + ".*?" + re.escape(end),
+                    lambda _, b=block: b,
+                    body,
+                    flags=re.S,
+                )
+                if start in body
+                else body + "\n" + block + "\n"
+            )
         doc.write_text(body)
 
 

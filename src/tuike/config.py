@@ -20,6 +20,19 @@ if TYPE_CHECKING:
     from tuike.domain.fraud.quality import QualitySettings
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused outside development
+# Owners of hosting networks in the ASN data: generic words, then the large clouds and
+# hosting companies whose names do not say so. CDNs that carry real users (Cloudflare
+# WARP, iCloud Private Relay on Akamai and Fastly) are deliberately not in it.
+DATACENTER_NETWORKS = (
+    r"\b(?:hosting|hoster|datacenters?|data[ -]cent(?:er|re)s?|idc|vps|vds|dedicated|"
+    r"colocation|servers?|cloud)\b|amazon|google-cloud|microsoft-corp|digitalocean|hetzner|"
+    r"\bovh|linode|choopa|vultr|alibaba|aliyun|tencent|huawei|oracle|contabo|scaleway|"
+    r"online s\.a\.s|leaseweb|m247|datacamp|hostinger|selectel|colocrossing|hivelocity|"
+    r"clouvider|zenlayer|psychz|quadranet|ionos|godaddy|rackspace|softlayer|equinix|"
+    r"limestone|frantech|hostwinds|kamatera|upcloud|worldstream|nforce|serverius|"
+    r"servermania|servers-com|fdcservers|egihosting|hostroyale|cdn77|datapacket|g-core|"
+    r"gcore|baidu|kingsoft|ucloud|ksyun|qingcloud|jdcloud|volcengine|bytedance"
+)
 
 
 class Settings(BaseSettings):
@@ -65,6 +78,60 @@ class Settings(BaseSettings):
     )
     unique_cache_size: int = Field(
         1_000_000, ge=1000, description="Visitors remembered for unique-click detection."
+    )
+    fraud_click_checks: bool = Field(
+        True,
+        description="Score every click with the click-time rules of docs/fraud-rules.md; "
+        "false keeps only the declared-bot rule (for comparison and emergencies).",
+    )
+    fraud_bot_ua_exceptions: str = Field(
+        r"AP3A\.240617\.008,MetaIAB Facebook",
+        description="Comma-separated patterns of the crawler-user-agents list left out "
+        "because they match ordinary browsers (exact pattern text).",
+    )
+    fraud_datacenter_networks: str = Field(
+        DATACENTER_NETWORKS,
+        description="Regular expression (case-insensitive) over network owner names of the "
+        "ASN data: a match makes an address a hosting network; empty turns the rule off.",
+    )
+    fraud_asn_data: str = Field(
+        "",
+        description="Path of a geoip2fast ASN data file (.dat.gz); empty uses the one the "
+        "geoip2fast package ships.",
+    )
+    fraud_window_seconds: int = Field(
+        60, ge=1, le=3600, description="The window of the click-velocity and burst rules."
+    )
+    fraud_window_keys: int = Field(
+        50_000,
+        ge=100,
+        description="Most keys (IP, visitor, /24 … per link or affiliate) each click counter "
+        "remembers per window; past it the window restarts early.",
+    )
+    fraud_repeat_clicks: int = Field(
+        3, ge=2, description="repeat_visitor: a visitor's Nth click on one link in the window."
+    )
+    fraud_visitor_clicks: int = Field(
+        10, ge=2, description="visitor_velocity: a visitor's clicks on one affiliate's links."
+    )
+    fraud_ip_link_clicks: int = Field(
+        20, ge=2, description="ip_velocity: clicks from one IP on one link in the window."
+    )
+    fraud_ip_affiliate_clicks: int = Field(
+        60, ge=2, description="affiliate_ip_velocity: clicks from one IP on one affiliate."
+    )
+    fraud_subnet_clicks: int = Field(
+        100, ge=2, description="subnet_burst: clicks from one /24 (/48) on one affiliate."
+    )
+    fraud_device_model_clicks: int = Field(
+        20, ge=2, description="device_model_burst: clicks from one phone model on one affiliate."
+    )
+    fraud_device_model_share: int = Field(
+        50,
+        ge=1,
+        le=100,
+        description="device_model_burst: and at least this percentage of the affiliate's "
+        "clicks in the window.",
     )
     tracker_mode: Literal["durable", "fast"] = Field(
         "durable",
@@ -256,6 +323,17 @@ class Settings(BaseSettings):
             parse_networks(value)
         except ValueError as exc:
             raise ValueError(f"not a comma-separated list of networks: {exc}") from None
+        return value
+
+    @field_validator("fraud_datacenter_networks")
+    @classmethod
+    def _check_datacenter_networks(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
     @model_validator(mode="after")

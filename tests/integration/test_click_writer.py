@@ -241,6 +241,8 @@ def test_rollups_equal_the_raw_clicks_for_any_sub_id_text(db):
             subs=(tricky[i % len(tricky)], tricky[(i // 3) % len(tricky)], "", "", ""),
             is_unique=i % 2 == 0,
             is_bot=i % 7 == 0,
+            # Filtered clicks: the bots, and others (a HEAD request, a hosting network …).
+            invalid=i % 7 == 0 or i % 11 == 0,
         )
         for i in range(400)
     ]
@@ -255,14 +257,19 @@ def test_rollups_equal_the_raw_clicks_for_any_sub_id_text(db):
                 tables.click_rollups.c.clicks,
                 tables.click_rollups.c.unique_clicks,
                 tables.click_rollups.c.bot_clicks,
+                tables.click_rollups.c.invalid_clicks,
             )
         ).all()
-    got = {(r.sub1, r.sub2): (r.clicks, r.unique_clicks, r.bot_clicks) for r in rollups}
+    got = {
+        (r.sub1, r.sub2): (r.clicks, r.unique_clicks, r.bot_clicks, r.invalid_clicks)
+        for r in rollups
+    }
     want: dict[tuple[str, str], list[int]] = {}
     for c in batch:
-        counts = want.setdefault(c.subs[:2], [0, 0, 0])
-        counts[0] += not c.is_bot
-        counts[1] += c.is_unique and not c.is_bot
+        counts = want.setdefault(c.subs[:2], [0, 0, 0, 0])
+        counts[0] += not c.invalid
+        counts[1] += c.is_unique and not c.invalid
         counts[2] += c.is_bot
+        counts[3] += c.invalid
     assert got == {k: tuple(v) for k, v in want.items()}
     assert len(rollups) == len(want)

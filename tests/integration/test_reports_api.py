@@ -26,6 +26,7 @@ METRICS = [
     "clicks",
     "unique_clicks",
     "bot_clicks",
+    "invalid_clicks",
     "conversions",
     "conversion_rate",
     "amount",
@@ -76,6 +77,10 @@ def clicks_at(
                 visitor=f"{len(records):032d}",
                 is_unique=unique,
                 is_bot=bot,
+                # As the tracker records a declared bot: filtered by the bot_ua rule.
+                fraud_score=100 if bot else 0,
+                fraud_reasons="bot_ua" if bot else "",
+                invalid=bot,
             )
         )
     with db.write() as conn:
@@ -206,6 +211,7 @@ def test_metrics_are_computed_from_clicks_and_valid_conversions(client, traffic)
         "clicks": 4,
         "unique_clicks": 3,
         "bot_clicks": 1,
+        "invalid_clicks": 1,  # the bot, filtered: not in clicks, EPC or conversion rate
         "conversions": 3,
         "conversion_rate": "0.7500",  # 3 / 4
         "amount": "249.00",  # 199.00 + 50.00 + 0.00, the rejected order left out
@@ -250,6 +256,7 @@ def test_csv_report_has_a_header_and_the_same_values(client, traffic):
         "clicks": "4",
         "unique_clicks": "3",
         "bot_clicks": "1",
+        "invalid_clicks": "1",
         "conversions": "3",
         "conversion_rate": "0.7500",
         "amount": "249.00",

@@ -449,12 +449,23 @@ def test_a_pause_made_on_one_worker_reaches_the_others_within_seconds(db, settin
         assert count(db, tables.clicks) == stored
 
 
-def test_head_answers_like_get_and_records_nothing(db, client, world):
+def test_head_answers_like_get_and_is_recorded_as_a_filtered_click(db, client, world):
     r = client.head(f"/c/{world.link.code}")
     assert r.status_code == 302
     assert r.headers["location"].startswith("https://shop.example.com/")
     assert r.headers["cache-control"] == "no-store"
     assert "set-cookie" not in r.headers
+    (row,) = click_rows(db)
+    assert row.id == click_id_of(r)
+    assert (row.invalid, row.fraud_score) == (True, 100)
+    assert row.fraud_reasons.split(",")[0] == "head_or_prefetch"
+    assert rollup_totals(db) == (0, 0, 0)  # not a click, nor a bot: filtered
+    with db.read() as conn:
+        filtered = conn.execute(select(func.sum(tables.click_rollups.c.invalid_clicks))).scalar()
+    assert filtered == 1
+    with db.write() as conn:
+        conn.execute(tables.clicks.delete())
+        conn.execute(tables.click_rollups.delete())
     assert client.head("/c/Zz9Zz9Zz9").status_code == 404
     bad = quote("https://evil.com/", safe="")
     assert client.head(f"/c/{world.link.code}?url={bad}").status_code == 400

@@ -3,7 +3,9 @@
 Order of evidence: an explicit click id, then the click-id cookie, then a coupon owned
 by an affiliate. A click attributes only inside the program's cookie window and only if
 it came before the conversion (a small clock skew is tolerated). The click id in hand is
-the last click: the tracker overwrites the cookie on every click.
+the last click: the tracker overwrites the cookie on every click. A click filtered as
+invalid traffic (docs/fraud-rules.md) counts as no click: the tracker does not set its
+cookie, and a conversion naming it is not attributed by it (its note says why).
 """
 
 from __future__ import annotations

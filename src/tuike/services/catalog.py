@@ -259,6 +259,7 @@ def add_channel(
             url=_text(url, f"{field}.url", 2048),
         )
     )
+    bump_version(conn)  # the tracker compares referers with the declared channels
 
 
 def apply_to_program(conn: Connection, *, program: Program, affiliate_id: int) -> Membership:

@@ -13,10 +13,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from tuike.adapters.useragent import classify
+from tuike.adapters.useragent import user_agents
 from tuike.domain import ids
 from tuike.domain.catalog import Link, Program
 from tuike.domain.errors import InvalidField
+from tuike.domain.fraud.click import (
+    NO_CHANNELS,
+    DeclaredChannels,
+    bot_ua,
+    head_or_prefetch,
+    verdict,
+)
 from tuike.domain.privacy import store_ip, visitor_key
 from tuike.domain.tracking import (
     NO_PARAMS,
@@ -27,6 +34,7 @@ from tuike.domain.tracking import (
     redirect_template,
     redirect_url,
 )
+from tuike.services.click_quality import ClickChecks
 from tuike.storage import catalog as repo
 from tuike.storage import versions
 from tuike.storage.clicks import add_click_rollups, insert_clicks
@@ -41,6 +49,7 @@ MISS = object()
 class Resolved:
     """A link with its program and whether the affiliate may still send traffic.
 
+    ``channels`` is what the affiliate declared of where it promotes (the referer rule).
     ``template`` is the redirect of a click without a deep link, split where the click id
     goes (computed once per link, not once per click).
     """
@@ -48,6 +57,7 @@ class Resolved:
     link: Link
     program: Program
     membership_ok: bool
+    channels: DeclaredChannels = NO_CHANNELS
     template: tuple[str, str] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -118,12 +128,16 @@ class LinkCache:
                 for m in repo.list_memberships(conn, status="approved")
             }
             links = repo.recent_links(conn, self._max)
+            channels = {
+                a: DeclaredChannels.of(c) for a, c in repo.channels_by_affiliate(conn).items()
+            }
         entries: OrderedDict[str, Resolved | None] = OrderedDict()
         for link in reversed(links):
             entries[link.code] = Resolved(
                 link=link,
                 program=programs[link.program_id],
                 membership_ok=(link.program_id, link.affiliate_id) in approved,
+                channels=channels.get(link.affiliate_id, NO_CHANNELS),
             )
         with self._lock:
             self._entries = entries
@@ -185,12 +199,14 @@ class LinkCache:
                 return None
             program = self._programs.get(link.program_id) or repo.get_program(conn, link.program_id)
             membership = repo.get_membership(conn, link.program_id, link.affiliate_id)
+            declared = repo.channels_by_affiliate(conn, link.affiliate_id)
         assert program is not None
         self._programs[program.id] = program
         return Resolved(
             link=link,
             program=program,
             membership_ok=membership is not None and membership.status == "approved",
+            channels=DeclaredChannels.of(declared.get(link.affiliate_id, ())),
         )
 
 
@@ -220,13 +236,19 @@ class UniqueFilter:
 
 @dataclass(frozen=True, slots=True)
 class Visit:
-    """What the tracker knows of the visitor making a click."""
+    """What the tracker knows of the visitor making a click.
+
+    ``method`` is GET or HEAD; ``purpose`` what the browser said of a speculative request
+    (``Sec-Purpose``/``Purpose: prefetch``, ``X-Purpose: preview``, ``X-Moz: prefetch``).
+    """
 
     ip: str | None
     user_agent: str
     referer: str
     country: str
     visitor_cookie: str | None
+    method: str = "GET"
+    purpose: str = ""
 
 
 def build_click(
@@ -238,9 +260,13 @@ def build_click(
     ip_storage: str,
     privacy_salt: str,
     uniques: UniqueFilter,
+    checks: ClickChecks | None = None,
 ) -> ClickRecord:
-    """Apply the click rules to one visit: landing URL, device, bot flag, uniqueness.
+    """Apply the click rules to one visit: landing URL, device, traffic quality, uniqueness.
 
+    ``checks`` are the click-time fraud rules (docs/fraud-rules.md); without them only a
+    declared bot or a HEAD/prefetch request is flagged. A click scoring the program's
+    ``invalid_click_score`` is filtered: recorded, but not billable and never unique.
     Raises InvalidField for a deep link outside the program's allowed domains.
     """
     link, program = resolved.link, resolved.program
@@ -250,13 +276,37 @@ def build_click(
         landing_url = prefix + click_id + suffix
     else:
         landing_url = redirect_url(program, landing_for(program, link, params), click_id)
-    device, is_bot = classify(visit.user_agent)
+    agent = (checks.agents if checks is not None else user_agents()).inspect(visit.user_agent)
     visitor = visitor_key(
         visitor_cookie=visit.visitor_cookie,
         ip=visit.ip,
         user_agent=visit.user_agent,
         salt=privacy_salt,
     )
+    country = (visit.country or "")[:2].upper()
+    if checks is not None:
+        signals = checks.signals(
+            ip=visit.ip,
+            agent=agent,
+            referer=visit.referer,
+            country=country,
+            visitor=visitor,
+            has_cookie=visitor == visit.visitor_cookie,
+            method=visit.method,
+            purpose=visit.purpose,
+            link_id=link.id,
+            affiliate_id=link.affiliate_id,
+            channels=resolved.channels,
+            targets=program.fraud.target_countries,
+            at=at,
+        )
+    else:
+        found = (bot_ua(agent.bot), head_or_prefetch(visit.method, visit.purpose))
+        signals = [s for s in found if s is not None]
+    disabled = program.fraud.disabled
+    if signals and disabled:
+        signals = [s for s in signals if s.code not in disabled]
+    fraud_score, reasons, invalid = verdict(signals, program.fraud)
     return ClickRecord(
         id=click_id,
         clicked_at=at,
@@ -270,11 +320,14 @@ def build_click(
         ip=store_ip(visit.ip, ip_storage, privacy_salt),
         user_agent=visit.user_agent[:512],
         referer=visit.referer[:2048],
-        country=(visit.country or "")[:2].upper(),
-        device=device,
+        country=country,
+        device=agent.device,
         visitor=visitor,
-        is_unique=not is_bot and uniques.check(link.id, visitor, at),
-        is_bot=is_bot,
+        is_unique=not invalid and uniques.check(link.id, visitor, at),
+        is_bot=agent.bot is not None,
+        fraud_score=fraud_score,
+        fraud_reasons=reasons,
+        invalid=invalid,
     )
 
 
@@ -287,6 +340,9 @@ def record_clicks(
 ) -> None:
     """Insert clicks and add them to the hourly rollups, aggregated per batch.
 
+    A filtered (invalid) click counts in ``invalid_clicks`` only, never in ``clicks`` or
+    ``unique_clicks``; ``bot_clicks`` counts declared bots, filtered or not (a program
+    that switched ``bot_ua`` off has its bots count as clicks too).
     ``method``: see ``storage.clicks.insert_clicks`` (``executemany`` is a baseline).
     """
     if not records:
@@ -294,6 +350,7 @@ def record_clicks(
     counts: Counter[tuple] = Counter()
     uniques: Counter[tuple] = Counter()
     bots: Counter[tuple] = Counter()
+    invalid: Counter[tuple] = Counter()
     for c in records:
         key = (
             _hour(c.clicked_at),
@@ -305,16 +362,18 @@ def record_clicks(
             c.country,
             c.device,
         )
-        if c.is_bot:
-            bots[key] += 1
+        if c.invalid:
+            invalid[key] += 1
             counts[key] += 0
         else:
             counts[key] += 1
             if c.is_unique:
                 uniques[key] += 1
+        if c.is_bot:
+            bots[key] += 1
     insert_clicks(conn, records, method=method)
     add_click_rollups(
         conn,
-        [(*key, 0, n, uniques[key], bots[key]) for key, n in counts.items()],
+        [(*key, 0, n, uniques[key], bots[key], invalid[key]) for key, n in counts.items()],
         method=method,
     )

@@ -248,11 +248,16 @@ def _parse_items(raw: Any, currency: str) -> tuple[Item, ...]:
 
 
 def _click_ref(conn: Connection, click_id: str | None) -> tuple[attr.ClickRef | None, Any]:
+    """Return the click as attribution sees it, and its row.
+
+    A filtered (invalid) click counts as no click: its ref is None, its row is returned so
+    that the attribution note can say why (docs/fraud-rules.md).
+    """
     if click_id is None:
         return None, None
     row = conn.execute(_CLICK, {"id": click_id}).first()
-    if row is None:
-        return None, None
+    if row is None or row.invalid:
+        return None, row
     ref = attr.ClickRef(
         click_id=row.id,
         program_id=row.program_id,
@@ -261,6 +266,10 @@ def _click_ref(conn: Connection, click_id: str | None) -> tuple[attr.ClickRef | 
         clicked_at=row.clicked_at,
     )
     return ref, row
+
+
+def _filtered(row: Any) -> str:
+    return f"filtered as invalid traffic (score {row.fraud_score}: {row.fraud_reasons})"
 
 
 def _memberships(
@@ -559,7 +568,10 @@ def _new_values(
     )
     note = result.reason
     if req.click_id and explicit is None:
-        note = "; ".join(filter(None, [f"click_id {req.click_id} unknown", note]))
+        why = "unknown" if click_row is None else _filtered(click_row)
+        note = "; ".join(filter(None, [f"click_id {req.click_id} {why}", note]))
+    if cookie is None and cookie_row is not None:
+        note = "; ".join(filter(None, [note, f"cookie click {_filtered(cookie_row)}"]))
     if req.coupon and coupon is None:
         note = "; ".join(filter(None, [f"coupon {req.coupon} unknown", note]))
     click = (

@@ -161,6 +161,7 @@ def run_report(
                     "clicks",
                     "unique_clicks",
                     "bot_clicks",
+                    "invalid_clicks",
                     "conversions",
                     "amount_minor",
                     "commission_minor",
@@ -181,7 +182,7 @@ def run_report(
     ]
     for row in click_rows:
         s = slot(key_of(row, currencies.get(row.program_id, "")))
-        for name in ("impressions", "clicks", "unique_clicks", "bot_clicks"):
+        for name in ("impressions", "clicks", "unique_clicks", "bot_clicks", "invalid_clicks"):
             s[name] += int(getattr(row, name) or 0)
     for row in conversion_rows:
         s = slot(key_of(row, row.currency))
@@ -215,6 +216,7 @@ def run_report(
                 "clicks": s["clicks"],
                 "unique_clicks": s["unique_clicks"],
                 "bot_clicks": s["bot_clicks"],
+                "invalid_clicks": s["invalid_clicks"],
                 "conversions": s["conversions"],
                 "conversion_rate": _ratio(Decimal(s["conversions"]), clicks, "0.0001"),
                 "amount": str(amount),
@@ -242,6 +244,7 @@ def csv_columns(group_by: Sequence[str], merchant_view: bool) -> list[str]:
         "clicks",
         "unique_clicks",
         "bot_clicks",
+        "invalid_clicks",
         "conversions",
         "conversion_rate",
         "amount",

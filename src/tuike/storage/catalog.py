@@ -206,6 +206,19 @@ def list_affiliates(
     return [affiliate_from_row(r, chans.get(r.id, ())) for r in rows]
 
 
+def channels_by_affiliate(
+    conn: Connection, affiliate_id: int | None = None
+) -> dict[int, list[tuple[str, str]]]:
+    """Return affiliate id -> its channels' (kind, url), of one affiliate or of all."""
+    query = select(t.channels.c.affiliate_id, t.channels.c.kind, t.channels.c.url)
+    if affiliate_id is not None:
+        query = query.where(t.channels.c.affiliate_id == affiliate_id)
+    out: dict[int, list[tuple[str, str]]] = {}
+    for row in conn.execute(query.order_by(t.channels.c.id)):
+        out.setdefault(row.affiliate_id, []).append((row.kind, row.url))
+    return out
+
+
 def get_membership(conn: Connection, program_id: int, affiliate_id: int) -> Membership | None:
     """Return an affiliate's membership in a program."""
     row = conn.execute(

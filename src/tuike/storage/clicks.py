@@ -116,7 +116,7 @@ def insert_clicks(
 _COPY_CLICKS = f"COPY clicks ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in COLUMNS)}) FROM STDIN"
 
 
-ROLLUP_COUNTERS = ("impressions", "clicks", "unique_clicks", "bot_clicks")
+ROLLUP_COUNTERS = ("impressions", "clicks", "unique_clicks", "bot_clicks", "invalid_clicks")
 
 
 @lru_cache(maxsize=4)
@@ -156,7 +156,7 @@ def add_click_rollups(
 ) -> None:
     """Add counters to the hourly click rollups, straight to the driver.
 
-    Each row is ``(*ROLLUP_KEYS, impressions, clicks, unique_clicks, bot_clicks)`` with
+    Each row is ``(*ROLLUP_KEYS, *ROLLUP_COUNTERS)`` with
     the hour as an aware datetime, one row per key. Rows are written in key order, so
     that two writers adding to the same keys lock them in the same order (no deadlock).
     On PostgreSQL (``method="best"``) the whole group is one statement over a JSON array.
@@ -177,10 +177,14 @@ def add_click_rollups(
 
 
 def latest_click(conn: Connection, program_id: int, since: datetime) -> str | None:
-    """Return the id of a program's newest click since a time (for test conversions)."""
+    """Return the id of a program's newest valid click since a time (for test conversions)."""
     return conn.execute(
         select(t.clicks.c.id)
-        .where(t.clicks.c.program_id == program_id, t.clicks.c.clicked_at >= since)
+        .where(
+            t.clicks.c.program_id == program_id,
+            t.clicks.c.clicked_at >= since,
+            t.clicks.c.invalid.is_(False),
+        )
         .order_by(t.clicks.c.clicked_at.desc())
         .limit(1)
     ).scalar()

@@ -95,6 +95,7 @@ def click_groups(
             func.sum(r.c.clicks).label("clicks"),
             func.sum(r.c.unique_clicks).label("unique_clicks"),
             func.sum(r.c.bot_clicks).label("bot_clicks"),
+            func.sum(r.c.invalid_clicks).label("invalid_clicks"),
         )
         .where(*_where(r, start, end, scope))
         .group_by(*cols)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from fastapi import Request
 
 from tuike.config import Settings
+from tuike.services.click_quality import ClickChecks
 from tuike.services.click_writer import ClickWriter
 from tuike.services.clicks import LinkCache, UniqueFilter
 from tuike.services.platform import SettingsCache
@@ -22,6 +23,8 @@ class AppState:
     db: Database
     links: LinkCache
     uniques: UniqueFilter
+    # The click-time fraud rules and their in-memory windows (docs/fraud-rules.md).
+    checks: ClickChecks
     writer: ClickWriter
     # The operator's run-time settings (sign-up switches, platform name …), read by pages.
     platform: SettingsCache
@@ -40,6 +43,7 @@ class AppState:
                 window=timedelta(hours=settings.unique_window_hours),
                 max_entries=settings.unique_cache_size,
             ),
+            checks=ClickChecks.from_settings(settings),
             writer=ClickWriter(
                 db,
                 max_delay=settings.writer_max_delay_ms / 1000,

@@ -17,7 +17,7 @@ from starlette.types import Scope, Send
 
 from tuike.domain.errors import InvalidField
 from tuike.domain.ids import is_link_code
-from tuike.domain.tracking import landing_for, parse_click_params
+from tuike.domain.tracking import parse_click_params
 from tuike.services.click_writer import Backpressure, WriterClosed
 from tuike.services.clicks import MISS, Visit, build_click
 from tuike.services.clock import utcnow
@@ -34,6 +34,8 @@ _NO_STORE = (b"cache-control", b"no-store")
 # What Starlette's RedirectResponse leaves unquoted in a Location header.
 _LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"
 _NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9_.\-~:/%#?=@\[\]!$&'()*+,;]")
+# Headers with which browsers mark speculative requests (Chrome, Safari, Firefox).
+_PURPOSE_HEADERS = frozenset((b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"))
 
 
 @dataclass(slots=True)
@@ -48,6 +50,7 @@ class Hit:
     visitor_cookie: str | None = None
     https: bool = False
     ip: str | None = None
+    purpose: str = ""  # Sec-Purpose, Purpose, X-Purpose or X-Moz: a prefetch or preview
 
 
 @dataclass(slots=True)
@@ -62,7 +65,7 @@ class Answer:
 def hit_from_scope(scope: Scope, country_header: str) -> Hit:
     """Read a click request from its ASGI scope, touching only the headers needed."""
     wanted = country_header.lower().encode() if country_header else b"\0"
-    user_agent = referer = country = ""
+    user_agent = referer = country = purpose = ""
     visitor = None
     for name, value in scope["headers"]:
         if name == b"user-agent":
@@ -76,6 +79,8 @@ def hit_from_scope(scope: Scope, country_header: str) -> Hit:
                 key, _, val = part.strip().partition("=")
                 if key == VISITOR_COOKIE:
                     visitor = val
+        elif name in _PURPOSE_HEADERS:
+            purpose = value.decode("latin-1")
     raw_query = scope.get("query_string")
     query = (
         dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
@@ -90,6 +95,7 @@ def hit_from_scope(scope: Scope, country_header: str) -> Hit:
         visitor_cookie=visitor,
         https=scope.get("scheme") == "https",
         ip=client[0] if client else None,
+        purpose=purpose,
     )
 
 
@@ -108,7 +114,13 @@ def redirect(url: str) -> Answer:
 
 
 async def handle_click(code: str, hit: Hit, state: AppState) -> Answer:
-    """Record a click and answer the redirect to the landing page with the click id."""
+    """Record a click and answer the redirect to the landing page with the click id.
+
+    A HEAD request (a link checker, a chat app's preview) answers the same redirect and
+    is recorded as a filtered click, without cookies. A filtered click does not replace
+    the visitor's ``tk_click`` cookie: it attributes nothing, so the last valid click
+    keeps its place.
+    """
     if not is_link_code(code):
         return page(404, "Link not found", "This tracking link does not exist.")
     resolved = state.links.cached(code)
@@ -123,14 +135,14 @@ async def handle_click(code: str, hit: Hit, state: AppState) -> Answer:
     settings = state.settings
     try:
         params = parse_click_params(hit.query)
-        if hit.method == "HEAD":
-            return redirect(landing_for(resolved.program, resolved.link, params))
         visit = Visit(
             ip=hit.ip,
             user_agent=hit.user_agent,
             referer=hit.referer,
             country=hit.country,
             visitor_cookie=hit.visitor_cookie,
+            method=hit.method,
+            purpose=hit.purpose,
         )
         record = build_click(
             resolved,
@@ -140,6 +152,7 @@ async def handle_click(code: str, hit: Hit, state: AppState) -> Answer:
             ip_storage=settings.ip_storage,
             privacy_salt=settings.privacy_salt,
             uniques=state.uniques,
+            checks=state.checks,
         )
     except InvalidField as exc:
         return page(400, "Bad link", f"{exc.field}: {exc.message}")
@@ -155,16 +168,19 @@ async def handle_click(code: str, hit: Hit, state: AppState) -> Answer:
         busy.headers.append((b"retry-after", b"1"))
         return busy
     answer = redirect(record.landing_url)
+    if hit.method == "HEAD":
+        return answer
     # The values are ULIDs and hex keys: nothing needs quoting.
     secure = "; Secure" if hit.https else ""
-    max_age = resolved.program.cookie_days * 86400
-    answer.headers.append(
-        (
-            b"set-cookie",
-            f"{CLICK_COOKIE}={record.id}; Max-Age={max_age}; Path=/; HttpOnly; "
-            f"SameSite=Lax{secure}".encode(),
+    if not record.invalid:
+        max_age = resolved.program.cookie_days * 86400
+        answer.headers.append(
+            (
+                b"set-cookie",
+                f"{CLICK_COOKIE}={record.id}; Max-Age={max_age}; Path=/; HttpOnly; "
+                f"SameSite=Lax{secure}".encode(),
+            )
         )
-    )
     if hit.visitor_cookie is None:
         answer.headers.append(
             (

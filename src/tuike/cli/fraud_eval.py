@@ -362,11 +362,22 @@ def read_back(
         planned = {order: label for order, (label, _program) in sent.conversion_labels.items()}
         conversions = []
         for row in conn.execute(
-            select(c.order_id, c.status, c.needs_review, c.fraud_reasons, c.affiliate_id)
+            select(
+                c.order_id,
+                c.status,
+                c.needs_review,
+                c.fraud_reasons,
+                c.affiliate_id,
+                c.attribution,
+            )
         ):
             if row.order_id not in planned:
                 continue
             reasons = _codes(row.fraud_reasons)
+            if planned[row.order_id] == "coupon_leakage" and row.attribution != "coupon":
+                # A click of another affiliate won the order: the leaked code earned its
+                # owner nothing, so there is nothing to catch.
+                continue
             conversions.append(
                 ConversionOutcome(
                     label=planned[row.order_id],

@@ -539,7 +539,8 @@ def main() -> None:
     if args.write_docs:
         doc = ROOT / "docs" / "performance.md"
         body = doc.read_text()
-        blocks = [("bench/tracker", out)] if set(args.only) - {"f"} else []
+        # The main table only for a run of the usual targets (not for the on/off comparison).
+        blocks = [("bench/tracker", out)] if set(args.only) & set("bcde") else []
         if compared:
             blocks.append(("bench/tracker-checks", compared))
         for name, text_ in blocks:

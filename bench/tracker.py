@@ -315,13 +315,23 @@ def bench_tuike(
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
+        cpu = cpu_seconds(proc.pid)
         result = run_wrk(f"http://127.0.0.1:{port}", script, duration)
+        # The server process's own CPU (event loop and threads; not the writer process)
+        # per answered click: what the handler costs, whoever else shares the cores.
+        result["cpu_us"] = (cpu_seconds(proc.pid) - cpu) / max(result["answered"], 1) * 1e6
     finally:
         stop(proc)  # shutdown drains the writer
     result["stored"] = stored_clicks(url) - before
     result["label"] = label
     result["server"] = server
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_bare(script: Path, duration: int, server: str) -> dict:
@@ -403,6 +413,11 @@ def checks_table(
             f"| clicks answered in all rounds | {on['answered']:,} | {off['answered']:,} "
             f"| {on['answered'] / off['answered']:.1%} |"
         )
+        lines.append(
+            f"| server process CPU per click (event loop and threads), median "
+            f"| {on['cpu_us']:.0f} µs | {off['cpu_us']:.0f} µs "
+            f"| +{on['cpu_us'] / off['cpu_us'] - 1:.1%} |"
+        )
         lines.append(f"| tracker p99 | {on['p99']:.1f} ms | {off['p99']:.1f} ms | |")
     if measured:
         lines.append(
@@ -425,8 +440,9 @@ def median_of_rounds(runs: list[dict]) -> list[dict]:
     out = []
     for (label, server), rs in rows.items():
         row = {"label": label, "server": server}
-        for key in ("rps", "p50", "p99"):
-            row[key] = statistics.median(r[key] for r in rs)
+        for key in ("rps", "p50", "p99", "cpu_us"):
+            if key in rs[0]:
+                row[key] = statistics.median(r[key] for r in rs)
         for key in ("stored", "answered", "refused"):
             if key in rs[0]:
                 row[key] = sum(r[key] for r in rs)

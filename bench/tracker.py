@@ -556,6 +556,11 @@ def main() -> None:
                     print(f"round {round_}: {label} on {server} …", flush=True)
                     run = bench_tuike(label, url, mode, script, args.duration, server, checks)
                     runs.append(run | {"round": round_})
+                    print(
+                        f"  {run['rps']:,.0f}/s p50 {run['p50']:.1f} ms p99 {run['p99']:.1f} ms "
+                        f"CPU {run['cpu_us']:.0f} µs per click",
+                        flush=True,
+                    )
                 if "d" in args.only:
                     print(f"round {round_}: (d) bare ASGI on {server} …", flush=True)
                     runs.append(bench_bare(scripts[0], args.duration, server))

@@ -315,13 +315,23 @@ def bench_tuike(
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
+        cpu = cpu_seconds(proc.pid)
         result = run_wrk(f"http://127.0.0.1:{port}", script, duration)
+        # The server process's own CPU (event loop and threads; not the writer process)
+        # per answered click: what the handler costs, whoever else shares the cores.
+        result["cpu_us"] = (cpu_seconds(proc.pid) - cpu) / max(result["answered"], 1) * 1e6
     finally:
         stop(proc)  # shutdown drains the writer
     result["stored"] = stored_clicks(url) - before
     result["label"] = label
     result["server"] = server
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_bare(script: Path, duration: int, server: str) -> dict:
@@ -365,8 +375,14 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port};
     return result | {"label": "(e) nginx return 302", "server": "nginx"}
 
 
-def checks_table(results: list[dict], measured: dict[str, float] | None, args: Any) -> str:
-    """The click-time checks on and off: (a) against (f), and build_click in process."""
+def checks_table(
+    results: list[dict], runs: list[dict], measured: dict[str, float] | None, args: Any
+) -> str:
+    """The click-time checks on and off: (a) against (f), and build_click in process.
+
+    The machine's speed drifts (other work on the same cores), so besides the medians the
+    table gives the ratio of each round's pair, run back to back, and of all clicks.
+    """
     on = next((r for r in results if r["label"].startswith("(a)")), None)
     off = next((r for r in results if r["label"].startswith("(f)")), None)
     lines = [
@@ -380,9 +396,27 @@ def checks_table(results: list[dict], measured: dict[str, float] | None, args: A
         "|---|---|---|---|",
     ]
     if on and off:
+        pairs = {}
+        for r in runs:
+            if r["label"][1] in "af":
+                pairs.setdefault(r["round"], {})[r["label"][1]] = r["rps"]
+        per_round = sorted(p["a"] / p["f"] for p in pairs.values() if len(p) == 2)
         lines.append(
-            f"| tracker, durable SQLite, requests/s (wrk -c64) | {on['rps']:,.0f} "
+            f"| tracker, durable SQLite, requests/s (wrk -c64), median | {on['rps']:,.0f} "
             f"| {off['rps']:,.0f} | {on['rps'] / off['rps']:.1%} |"
+        )
+        lines.append(
+            f"| the same, each round's pair (median; lowest–highest) | | "
+            f"| {statistics.median(per_round):.1%} ({per_round[0]:.0%}–{per_round[-1]:.0%}) |"
+        )
+        lines.append(
+            f"| clicks answered in all rounds | {on['answered']:,} | {off['answered']:,} "
+            f"| {on['answered'] / off['answered']:.1%} |"
+        )
+        lines.append(
+            f"| server process CPU per click (event loop and threads), median "
+            f"| {on['cpu_us']:.0f} µs | {off['cpu_us']:.0f} µs "
+            f"| +{on['cpu_us'] / off['cpu_us'] - 1:.1%} |"
         )
         lines.append(f"| tracker p99 | {on['p99']:.1f} ms | {off['p99']:.1f} ms | |")
     if measured:
@@ -406,8 +440,9 @@ def median_of_rounds(runs: list[dict]) -> list[dict]:
     out = []
     for (label, server), rs in rows.items():
         row = {"label": label, "server": server}
-        for key in ("rps", "p50", "p99"):
-            row[key] = statistics.median(r[key] for r in rs)
+        for key in ("rps", "p50", "p99", "cpu_us"):
+            if key in rs[0]:
+                row[key] = statistics.median(r[key] for r in rs)
         for key in ("stored", "answered", "refused"):
             if key in rs[0]:
                 row[key] = sum(r[key] for r in rs)
@@ -501,7 +536,7 @@ def main() -> None:
         # Rounds interleave the targets, so that a slow spell of the machine hits all.
         for round_ in range(1, args.rounds + 1):
             for server in servers:
-                for label, url, mode, script, checks in (
+                targets = [
                     ("(a) tuike durable, SQLite", sqlite_url, "durable", scripts[0], True),
                     (
                         "(f) tuike durable, SQLite, checks off",
@@ -512,12 +547,19 @@ def main() -> None:
                     ),
                     ("(b) tuike durable, PostgreSQL", pg_url, "durable", scripts[1], True),
                     ("(c) tuike fast, PostgreSQL", pg_url, "fast", scripts[1], True),
-                ):
+                ]
+                if round_ % 2 == 0:  # (f) first every other round: drift hits both alike
+                    targets[0], targets[1] = targets[1], targets[0]
+                for label, url, mode, script, checks in targets:
                     if label[1] not in args.only:
                         continue
                     print(f"round {round_}: {label} on {server} …", flush=True)
-                    runs.append(
-                        bench_tuike(label, url, mode, script, args.duration, server, checks)
+                    run = bench_tuike(label, url, mode, script, args.duration, server, checks)
+                    runs.append(run | {"round": round_})
+                    print(
+                        f"  {run['rps']:,.0f}/s p50 {run['p50']:.1f} ms p99 {run['p99']:.1f} ms "
+                        f"CPU {run['cpu_us']:.0f} µs per click",
+                        flush=True,
                     )
                 if "d" in args.only:
                     print(f"round {round_}: (d) bare ASGI on {server} …", flush=True)
@@ -533,13 +575,14 @@ def main() -> None:
     print(out)
     compared = None
     if measured or "f" in args.only:
-        compared = checks_table(results, measured, args)
+        compared = checks_table(results, runs, measured, args)
         print()
         print(compared)
     if args.write_docs:
         doc = ROOT / "docs" / "performance.md"
         body = doc.read_text()
-        blocks = [("bench/tracker", out)] if set(args.only) - {"f"} else []
+        # The main table only for a run of the usual targets (not for the on/off comparison).
+        blocks = [("bench/tracker", out)] if set(args.only) & set("bcde") else []
         if compared:
             blocks.append(("bench/tracker-checks", compared))
         for name, text_ in blocks:

@@ -194,20 +194,31 @@ def test_verdict_against_the_program_line():
 def test_windows_count_per_key_and_slide():
     w = ClickWindows(window_seconds=60, max_keys=1000)
     t0 = 1_000_000.0
+    ip, other_ip = rules.ip_number("198.51.100.7"), rules.ip_number("198.51.100.8")
     for i in range(10):
-        counts = w.observe(t0 + i, (1, 2, None))
-    assert counts == [10, 10, 0]
-    assert w.observe(t0 + 10, (1, 3, None)) == [11, 1, 0]
-    # 90 s later half of the previous window still lies inside the sliding one.
-    assert w.observe(t0 + 90, (1, None, None))[0] == 1 + round(11 * 0.5)
+        counts = w.observe_click(t0 + i, 1, 9, ip, "v" * 32, "")
+    # ip per link, ip per affiliate, visitor per link, visitor per affiliate, /24, model, named
+    assert counts == (10, 10, 10, 10, 10, 0, 0)
+    assert w.observe_click(t0 + 10, 2, 9, ip, "v" * 32, "") == (1, 11, 1, 11, 11, 0, 0)
+    assert w.observe_click(t0 + 11, 1, 9, ip, "v" * 32, "")[:4] == (11, 12, 11, 12)
+    # Per-link counts are exact although kept from a key's second click on.
+    assert w.observe_click(t0 + 12, 5, 9, other_ip, "w" * 32, "")[0] == 1
+    assert w.observe_click(t0 + 13, 6, 9, other_ip, "w" * 32, "")[0] == 1
+    assert w.observe_click(t0 + 14, 5, 9, other_ip, "w" * 32, "")[0] == 2
+    assert w.observe_click(t0 + 15, 7, 9, other_ip, "w" * 32, "SM-A515F")[5:] == (1, 1)
+    # 90 s later half of the previous window still lies inside the sliding one; it is
+    # read from the key's second click in the new window on.
+    assert w.observe_click(t0 + 90, 1, 9, ip, "v" * 32, "")[1] == 1
+    assert w.observe_click(t0 + 90, 1, 9, ip, "v" * 32, "")[1] == 2 + 6  # 12 * 0.5
     # Two windows later nothing is left.
-    assert w.observe(t0 + 400, (1, None, None))[0] == 1
+    assert w.observe_click(t0 + 400, 1, 9, ip, "v" * 32, "")[1] == 1
 
 
 def test_windows_stay_bounded():
     w = ClickWindows(window_seconds=60, max_keys=100)
     for i in range(10_000):
-        w.observe(1000.0 + i / 1000, (i, i, i, i, i, i, i))
+        w.observe_click(1000.0 + i / 1000, i % 7, i % 3, i << 8, f"{i:032x}", f"M{i}")
+        w.observe_click(1000.0 + i / 1000, i % 5, i % 3, i << 8, f"{i:032x}", f"M{i}")
     assert max(w.sizes()) <= 200
 
 

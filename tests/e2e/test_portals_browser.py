@@ -133,7 +133,8 @@ def test_affiliate_and_merchant_run_the_whole_loop_in_the_browser(db, server, br
     aff.wait_for_selector("[data-testid=new-link]")
     shot(aff, "links")
     aff.click("[data-testid=new-link] [data-testid=gallery] summary")
-    assert aff.locator("[data-testid=new-link] [data-testid=gallery] img").is_visible()
+    # The banner is lazy-loaded: wait until the browser has fetched and laid it out.
+    aff.locator("[data-testid=new-link] [data-testid=gallery] img").wait_for(state="visible")
     url = aff.locator("[data-testid=new-link] [data-testid=tracking-url]").inner_text()
     assert url.startswith(f"{base}/c/")
     # A phone browser, not the headless agent (which counts as a bot and is filtered).

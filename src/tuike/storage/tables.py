@@ -102,6 +102,9 @@ affiliates = Table(
     Column("quality_score", SmallInteger),
     Column("quality_flagged", Boolean, nullable=False, server_default="0"),
     Column("quality_updated_at", UTCDateTime()),
+    # The rules that fired in the last run, with their evidence (a JSON list), shown to
+    # the operator and the affiliate's merchants beside the score.
+    Column("quality_reasons", JSON),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -242,6 +245,8 @@ clicks = Table(
     Column("fraud_score", SmallInteger, nullable=False, server_default="0"),
     Column("fraud_reasons", String(255), nullable=False, server_default=""),
     Column("invalid", Boolean, nullable=False, server_default="0"),
+    # Coupon leakage: did this buyer (address and browser) click the coupon owner's links?
+    Index("ix_clicks_affiliate_ip", "affiliate_id", "ip", "clicked_at"),
 )
 
 conversions = Table(
@@ -255,7 +260,7 @@ conversions = Table(
     Column("source", String(16), nullable=False),
     # Pending until a merchant decides: never approved by the lock-period job.
     Column("needs_review", Boolean, nullable=False, server_default="0"),
-    Column("affiliate_id", BigInteger, ForeignKey("affiliates.id"), index=True),
+    Column("affiliate_id", BigInteger, ForeignKey("affiliates.id")),
     Column("membership_group", String(40), nullable=False, server_default=""),
     Column("click_id", String(26)),
     Column("link_id", BigInteger),
@@ -295,6 +300,9 @@ conversions = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("program_id", "event", "order_id", name="uq_conversions_order"),
     Index("ix_conversions_status_occurred", "status", "occurred_at"),
+    # An affiliate's conversions, newest first or since a time (ids are time-ordered
+    # ULIDs): the duplicate-order check reads a window of them.
+    Index("ix_conversions_affiliate_recent", "affiliate_id", "id"),
 )
 
 conversion_events = Table(

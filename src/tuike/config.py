@@ -133,6 +133,24 @@ class Settings(BaseSettings):
         description="device_model_burst: and at least this percentage of the affiliate's "
         "clicks in the window.",
     )
+    fraud_farm_window_seconds: int = Field(
+        600, ge=1, le=86_400, description="device_farm: the window of a /24's clicks."
+    )
+    fraud_farm_clicks: int = Field(
+        6,
+        ge=2,
+        description="device_farm: clicks naming a phone model from one /24 on one affiliate's "
+        "links in the farm window ...",
+    )
+    fraud_farm_models: int = Field(
+        3, ge=1, description="device_farm: ... that name at most this many phone models."
+    )
+    fraud_farm_memory_seconds: int = Field(
+        86_400,
+        ge=0,
+        description="device_farm: how long every click from a caught /24 on that affiliate's "
+        "links stays caught (0: only the burst itself).",
+    )
     tracker_mode: Literal["durable", "fast"] = Field(
         "durable",
         description="durable: a click's 302 is sent only after its group is committed; "
@@ -282,7 +300,7 @@ class Settings(BaseSettings):
         "(rule ctit_too_short).",
     )
     fraud_ctit_install_seconds: float = Field(
-        15,
+        30,
         ge=0,
         description="An install reported sooner than this after its click is suspect "
         "(rule ctit_too_short).",

@@ -161,15 +161,24 @@ def test_reports_show_filtered_clicks_apart_and_epc_uses_valid_clicks(db, client
 # --- per-program settings ------------------------------------------------------------
 
 
-def test_target_countries_filter_clicks_from_elsewhere(db, tracker, world):
+def test_target_countries_count_against_clicks_from_elsewhere(db, tracker, world):
     set_fraud_config(db, world.program.id, {"target_countries": ["CN", "HK"]})
     c = tracker(country_header="CF-IPCountry")
     home = stored(db, click_id_of(c.get(f"/c/{world.link.code}", headers={"cf-ipcountry": "cn"})))
     assert (home.country, home.invalid) == ("CN", False)
+    # A traveller: the country alone (30) and no referer (5) do not filter the click …
     away = stored(db, click_id_of(c.get(f"/c/{world.link.code}", headers={"cf-ipcountry": "US"})))
-    assert away.invalid and "outside_target_country" in away.fraud_reasons.split(",")
+    assert "outside_target_country" in away.fraud_reasons.split(",")
+    assert (away.fraud_score, away.invalid) == (35, False)
+    # … from a server abroad, it is filtered.
+    server = tracker(country_header="CF-IPCountry", address="3.5.140.2")
+    abroad = stored(
+        db, click_id_of(server.get(f"/c/{world.link.code}", headers={"cf-ipcountry": "US"}))
+    )
+    assert abroad.invalid
+    assert {"outside_target_country", "datacenter_ip"} <= set(abroad.fraud_reasons.split(","))
     unknown = stored(db, click_id_of(c.get(f"/c/{world.link.code}")))
-    assert not unknown.invalid  # no country known: the rule cannot judge
+    assert "outside_target_country" not in unknown.fraud_reasons  # no country: no judgement
 
 
 def test_a_program_can_switch_a_rule_off(db, tracker, world):
@@ -207,7 +216,7 @@ def test_a_server_hammering_a_link_is_filtered(db, tracker, world):
         c.cookies.clear()
         r = c.get(f"/c/{world.link.code}", headers={"user-agent": DESKTOP})
         rows.append(stored(db, click_id_of(r)))
-    assert not rows[0].invalid  # one click from a cloud address is not enough
+    assert rows[0].invalid  # a cloud address is known data-centre traffic: filtered at once
     assert rows[0].fraud_reasons.split(",")[0] == "datacenter_ip"
     assert rows[-1].invalid
     assert {"datacenter_ip", "repeat_visitor", "visitor_velocity"} <= set(

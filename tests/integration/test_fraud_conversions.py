@@ -303,6 +303,62 @@ def test_the_same_buyer_and_amount_under_a_new_order_id_is_duplicate_like(db, cl
     assert [post(client, world, b).json()["fraud_score"] for b in by_address] == [0, 50]
 
 
+def test_installs_from_one_carrier_address_are_not_duplicates_but_one_device_is(db, client, world):
+    # Installs have no amount, and a carrier NAT puts many phones behind one address.
+    installs = [
+        sale(f"N-{n}", **visit(client, db, world), event="install", amount="0", ip="223.104.3.1")
+        for n in (1, 2)
+    ]
+    assert [post(client, world, b).json()["fraud_score"] for b in installs] == [0, 0]
+    same_phone = [
+        sale(f"P-{n}", **visit(client, db, world), event="install", amount="0", device_id="idfa-9")
+        for n in (1, 2)
+    ]
+    assert [post(client, world, b).json()["fraud_score"] for b in same_phone] == [0, 50]
+    evidence = row_of(db, "P-2", "install").fraud_reasons[0]["evidence"]
+    assert "same amount and device as order P-1" in evidence
+
+
+def _coupon_for(client: Any, world: World, code: str, owner: int) -> None:
+    r = client.post(
+        "/api/v1/coupons",
+        json={"program_id": world.program.id, "affiliate_id": owner, "code": code},
+        headers=bearer(world.merchant_key),
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_a_coupon_used_by_someone_who_never_clicked_its_owner_is_held(db, client, settings, world):
+    _coupon_for(client, world, "ANNA10", world.affiliate_id)
+    with as_browser(db, settings, "198.51.100.23") as fan:  # a follower clicks Anna's link
+        assert fan.get(f"/c/{world.link.code}", headers={"user-agent": UA}).status_code == 302
+    # Later the follower buys with the code, without the click id: one of Anna's audience.
+    fan_order = sale("F-1", coupon="ANNA10", ip="198.51.100.23", user_agent=UA)
+    assert post(client, world, fan_order).json()["fraud_score"] == 0
+    # A stranger from elsewhere uses the code: it leaked (to a coupon site).
+    body = post(client, world, sale("F-2", coupon="ANNA10", ip="203.0.113.9", user_agent=UA)).json()
+    assert (body["fraud_score"], body["held"]) == (50, True)
+    assert row_of(db, "F-2").fraud_reasons[0]["evidence"] == (
+        "coupon ANNA10: the buyer's address and browser are not among the 1 clicks its owner "
+        "sent the program in the 30 days before"
+    )
+    # Without the buyer's address and browser nothing can be said: the owner has traffic.
+    assert post(client, world, sale("F-3", coupon="ANNA10")).json()["fraud_score"] == 0
+
+
+def test_a_carrier_address_ties_no_coupon_buyer_to_a_click(db, client, settings, world):
+    _coupon_for(client, world, "ANNA10", world.affiliate_id)
+    # Six people with different phones click Anna's link behind one carrier address.
+    app = create_app(settings, db)
+    for n in range(6):
+        with TestClient(app, client=("223.104.3.1", 40000), follow_redirects=False) as c:
+            c.get(f"/c/{world.link.code}", headers={"user-agent": f"{UA} Phone/{n}"})
+    buyer = sale("G-1", coupon="ANNA10", ip="223.104.3.1", user_agent=f"{UA} Phone/0")
+    body = post(client, world, buyer).json()
+    assert (body["fraud_score"], body["held"]) == (50, True)
+    assert "shared by many browsers" in row_of(db, "G-1").fraud_reasons[0]["evidence"]
+
+
 def test_a_coupon_whose_owner_sent_no_traffic_is_leakage(db, client, world):
     for code, owner in (("LEAK", world.other_affiliate_id), ("MINE", world.affiliate_id)):
         r = client.post(

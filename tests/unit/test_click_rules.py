@@ -41,7 +41,7 @@ CHINA_MOBILE_IP = "223.104.3.1"  # a carrier's address: many people behind it
 
 
 def test_every_click_rule_has_a_distinct_code_and_a_weight():
-    assert len({r.code for r in RULES}) == len(RULES) == 11
+    assert len({r.code for r in RULES}) == len(RULES) == 12
     assert all(r.stage == "click" and 0 < r.weight <= 100 for r in RULES)
 
 
@@ -67,14 +67,14 @@ def test_outside_target_country():
     assert rules.outside_target_country("", targets) is None  # unknown country
     assert rules.outside_target_country("CN", targets) is None
     s = rules.outside_target_country("US", targets)
-    assert s.weight == 60
+    assert s.weight == 30
     assert s.evidence == "country US, the program targets CN, HK"
 
 
 def test_datacenter_ip():
     assert rules.datacenter_ip(None, "1.2.3.4") is None
     s = rules.datacenter_ip("AMAZON-02", AWS_IP)
-    assert (s.weight, s.evidence) == (50, "3.5.140.2 belongs to AMAZON-02")
+    assert (s.weight, s.evidence) == (60, "3.5.140.2 belongs to AMAZON-02")
 
 
 def test_windowed_rules_fire_at_their_thresholds_and_show_the_counts():
@@ -149,7 +149,7 @@ def test_ip_numbers_and_subnets():
 
 def test_no_weak_signal_filters_alone_but_strong_ones_do():
     line = FraudConfig().invalid_click_score
-    strong = {"bot_ua", "head_or_prefetch", "outside_target_country"}
+    strong = {"bot_ua", "head_or_prefetch", "datacenter_ip", "device_farm"}
     for rule in RULES:
         assert (rule.weight >= line) == (rule.code in strong), rule.code
 
@@ -168,16 +168,13 @@ def test_carrier_nat_evidence_never_adds_up_to_a_filter():
     assert sum(nat) < FraudConfig().invalid_click_score
 
 
-def test_a_hosting_network_with_any_velocity_is_filtered():
+def test_outside_the_target_countries_filters_only_with_other_evidence():
+    # Travellers and cross-border shoppers are people: their click counts unless the
+    # country comes with something else, such as another weak signal or a burst.
     line = FraudConfig().invalid_click_score
-    for velocity in (
-        WEIGHT["ip_velocity"],
-        WEIGHT["affiliate_ip_velocity"],
-        COOKIELESS_WEIGHT["visitor_velocity"],
-        WEIGHT["visitor_velocity"],
-    ):
-        assert WEIGHT["datacenter_ip"] + velocity >= line
-    assert WEIGHT["datacenter_ip"] + NO_REFERER_WEIGHT < line  # a lone server click is not
+    assert WEIGHT["outside_target_country"] + NO_REFERER_WEIGHT < line
+    assert WEIGHT["outside_target_country"] + WEIGHT["referer_mismatch"] < line
+    assert WEIGHT["outside_target_country"] + WEIGHT["visitor_velocity"] >= line
 
 
 def test_verdict_against_the_program_line():
@@ -359,9 +356,10 @@ def test_a_server_hammering_a_link_is_filtered_with_its_evidence(networks):
         )
         for i in range(25)
     ]
-    assert not results[0][2]  # one click from a server: 55, not filtered
+    assert results[0][:2] == (65, "datacenter_ip,referer_mismatch")  # filtered at once
+    assert results[0][2]
     total, reasons, invalid = results[-1]
-    assert invalid and total == 50 + 15 + 5 + 10 + 5  # no referer either
+    assert invalid and total == 60 + 15 + 5 + 10 + 5  # no referer either
     for code in ("datacenter_ip", "ip_velocity", "repeat_visitor", "visitor_velocity"):
         assert code in reasons.split(",")
 
@@ -380,6 +378,79 @@ def test_a_device_farm_is_flagged_by_model(networks):
             cookie=True,
         )
     assert "device_model_burst" in reasons
+
+
+def test_device_farm_rule_needs_many_clicks_and_few_models():
+    ip = rules.ip_number("113.88.123.40")
+    assert rules.device_farm(5, ["MI 8 Lite"], T, ip) is None  # under 6 clicks
+    assert rules.device_farm(6, ["A", "B", "C"], T, None) is None
+    s = rules.device_farm(6, ["Redmi Note 8", "MI 8 Lite"], T, ip)
+    assert s.weight == 60
+    assert s.evidence == (
+        "6 clicks from 113.88.123.0/24 on this affiliate's links in 600 s name only 2 phone "
+        "models (MI 8 Lite, Redmi Note 8; threshold 6 clicks, at most 3 models)"
+    )
+    assert rules.device_farm(9, ["A", "B", "C", "D"], T, ip) is None
+    later = rules.known_farm(2 * 3600, T, ip)
+    assert later.weight == 60 and later.evidence == (
+        "113.88.123.0/24 was caught as a device farm on this affiliate's links 2.0 h ago "
+        "(remembered 24 h)"
+    )
+    assert rules.known_farm(24 * 3600, T, ip) is None
+
+
+FARM_MODELS = ("Redmi Note 8", "Redmi Note 8 Pro", "MI 8 Lite")
+
+
+def _farm_click(checks, at, i, *, affiliate_id=7, net="113.88.123"):
+    agent = checks.agents.inspect(ANDROID.format(model=FARM_MODELS[i % 3]))
+    signals = checks.signals(
+        ip=f"{net}.{10 + i % 200}",
+        agent=agent,
+        referer="",
+        country="CN",
+        visitor=f"{i:032x}",
+        has_cookie=False,
+        method="GET",
+        purpose="",
+        link_id=1,
+        affiliate_id=affiliate_id,
+        at=at,
+    )
+    return rules.verdict(signals, FraudConfig())
+
+
+def test_a_device_farm_is_caught_in_its_burst_and_remembered(networks):
+    checks = _checks(networks)
+    start = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    # Paced clicks (20 s apart) from one /24, three phone models: caught at the 6th click.
+    burst = [_farm_click(checks, start + timedelta(seconds=20 * i), i) for i in range(20)]
+    assert [r[2] for r in burst] == [False] * 5 + [True] * 15
+    assert "device_farm" in burst[5][1]
+    # Five hours later the farm's next burst is caught from its first click …
+    later = _farm_click(checks, start + timedelta(hours=5), 0)
+    assert later[2] and "device_farm" in later[1]
+    # … but only on that affiliate's links, and only for the memory's length.
+    assert not _farm_click(checks, start + timedelta(hours=5), 0, affiliate_id=8)[2]
+    assert not _farm_click(checks, start + timedelta(hours=30), 0)[2]
+
+
+def test_carrier_nat_phones_of_many_models_are_no_farm(networks):
+    checks = _checks(networks)
+    start = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    # A post in a group: 60 Android users behind one carrier address in ten minutes, the
+    # popular models repeating (the most common makes 3 of every 7 clicks).
+    popular = ["V2134A", "V2134A", "V2134A", *MODELS[1:5]]
+    for i in range(60):
+        total, reasons, invalid = _score(
+            checks,
+            start + timedelta(seconds=10 * i),
+            ip=CHINA_MOBILE_IP,
+            ua=ANDROID.format(model=popular[i % len(popular)]),
+            visitor=f"{i:032x}",
+            cookie=True,
+        )
+        assert not invalid and "device_farm" not in reasons, (i, total, reasons)
 
 
 def test_switched_off_checks_keep_only_declared_bots_and_head():

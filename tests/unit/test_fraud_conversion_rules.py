@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -26,8 +27,8 @@ def codes(evidence: Evidence, thresholds: Thresholds = T, off: frozenset = froze
         ("sale", 4.9, True),
         ("sale", 5, False),
         ("sale", 600, False),
-        ("install", 10, True),
-        ("install", 15, False),
+        ("install", 25, True),
+        ("install", 30, False),
         ("lead", 2, True),
         ("lead", 10, False),
         ("register", 1, True),  # custom events take the "other" threshold
@@ -82,7 +83,17 @@ def test_duplicates_and_coupon_leakage():
     assert leak[rules.COUPON_LEAKAGE].weight == 30
     assert "coupon ANNA" in leak[rules.COUPON_LEAKAGE].evidence
     sent = Evidence("sale", "coupon", coupon="ANNA", coupon_owner_clicks=1, window_days=30)
-    assert codes(sent) == {}
+    assert codes(sent) == {}  # the buyer unknown (no address or browser reported)
+    assert codes(replace(sent, coupon_buyer=rules.COUPON_CLICKED)) == {}
+    # The owner sends traffic, but not this buyer: the code is used outside its audience.
+    leak = codes(replace(sent, coupon_buyer=rules.COUPON_NOT_CLICKED))[rules.COUPON_LEAKAGE]
+    assert leak.weight == 50
+    assert leak.evidence == (
+        "coupon ANNA: the buyer's address and browser are not among the 1 clicks its owner "
+        "sent the program in the 30 days before"
+    )
+    shared = codes(replace(sent, coupon_buyer=rules.COUPON_SHARED))[rules.COUPON_LEAKAGE]
+    assert shared.weight == 50 and "shared by many browsers" in shared.evidence
     # A click attributed it: the coupon's owner did send traffic.
     assert codes(Evidence("sale", "click_id", coupon="ANNA", coupon_owner_clicks=0)) == {}
 

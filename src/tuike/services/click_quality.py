@@ -204,6 +204,63 @@ class ClickWindows:
         return [len(c) + len(p) for c, p in zip(self._cur, self._prev, strict=True)]
 
 
+class FarmWatch:
+    """Clicks naming a phone model per (/24, affiliate), and the /24s caught as farms.
+
+    A device farm is a rack of a few phone models on one network: many clicks from one
+    /24 that name only a few models. Each (/24, affiliate) key keeps, for a fixed window
+    from its first click, its count and the distinct models seen, up to one more than the
+    farm's limit (past that the key is diverse and only counted). A caught key is
+    remembered for ``memory`` seconds, so that every click of the farm's later bursts is
+    caught from the first. Both tables hold at most ``max_keys`` keys: past that the
+    window table restarts and expired catches are dropped. Not locked, like ClickWindows.
+    """
+
+    def __init__(self, *, window: float, memory: float, max_models: int, max_keys: int) -> None:
+        self._window = float(window)
+        self._memory = float(memory)
+        self._max_models = max_models
+        self._max = max_keys
+        self._seen: dict[int, list] = {}  # key -> [start, clicks, [models] or None]
+        self.caught: dict[int, float] = {}  # key -> when it was caught
+
+    def caught_ago(self, now: float, key: int) -> float | None:
+        """Return how long ago the key was caught as a farm, if it still is."""
+        at = self.caught.get(key)
+        if at is None:
+            return None
+        if now - at >= self._memory:
+            del self.caught[key]
+            return None
+        return max(now - at, 0.0)
+
+    def observe(self, now: float, key: int, model: str) -> tuple[int, list[str] | None]:
+        """Count a click naming ``model``; return the key's clicks and models (None: many)."""
+        entry = self._seen.get(key)
+        if entry is None or now - entry[0] >= self._window or now < entry[0]:
+            if entry is None and len(self._seen) >= self._max:
+                self._seen = {}
+            entry = self._seen[key] = [now, 0, []]
+        entry[1] += 1
+        models = entry[2]
+        if models is not None and model not in models:
+            if len(models) >= self._max_models:
+                entry[2] = models = None
+            else:
+                models.append(model)
+        return entry[1], models
+
+    def catch(self, now: float, key: int) -> None:
+        """Remember the key as a farm (from now on, for ``memory`` seconds)."""
+        if self._memory <= 0 or key in self.caught:
+            return
+        if len(self.caught) >= self._max:
+            self.caught = {k: at for k, at in self.caught.items() if now - at < self._memory}
+            if len(self.caught) >= self._max:
+                return
+        self.caught[key] = now
+
+
 class ClickChecks:
     """The click-time rules with what they need: user agents, networks, windows."""
 
@@ -221,6 +278,12 @@ class ClickChecks:
         self.networks = networks
         self.enabled = enabled
         self.windows = ClickWindows(window_seconds=thresholds.window_seconds, max_keys=max_keys)
+        self.farms = FarmWatch(
+            window=thresholds.farm_window_seconds,
+            memory=thresholds.farm_memory_seconds,
+            max_models=thresholds.farm_models,
+            max_keys=max_keys,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClickChecks:
@@ -234,6 +297,10 @@ class ClickChecks:
             subnet_clicks=settings.fraud_subnet_clicks,
             device_model_clicks=settings.fraud_device_model_clicks,
             device_model_share=settings.fraud_device_model_share,
+            farm_window_seconds=settings.fraud_farm_window_seconds,
+            farm_clicks=settings.fraud_farm_clicks,
+            farm_models=settings.fraud_farm_models,
+            farm_memory_seconds=settings.fraud_farm_memory_seconds,
         )
         exceptions = tuple(e for e in settings.fraud_bot_ua_exceptions.split(",") if e.strip())
         enabled = settings.fraud_click_checks
@@ -289,9 +356,24 @@ class ClickChecks:
         t = self.thresholds
         ip_n = rules.ip_number(ip)
         model = agent.model
+        now = at.timestamp()
         ip_link, ip_aff, visitor_link, visitor_aff, subnet, same_model, named = (
-            self.windows.observe_click(at.timestamp(), link_id, affiliate_id, ip_n, visitor, model)
+            self.windows.observe_click(now, link_id, affiliate_id, ip_n, visitor, model)
         )
+        if ip_n is not None:
+            farms = self.farms
+            net = (rules.subnet_of(ip_n) << 32) | affiliate_id
+            ago = farms.caught_ago(now, net) if farms.caught else None
+            known = rules.known_farm(ago, t, ip_n) if ago is not None else None
+            if known is not None:
+                found.append(known)
+            elif model:
+                clicks, models = farms.observe(now, net, model)
+                if clicks >= t.farm_clicks and models is not None:
+                    farm = rules.device_farm(clicks, models, t, ip_n)
+                    if farm is not None:
+                        found.append(farm)
+                        farms.catch(now, net)
         if targets and country and country not in targets:
             found.append(rules.outside_target_country(country, targets))
         owner = self.networks.owner(ip_n)

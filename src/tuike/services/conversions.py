@@ -621,6 +621,8 @@ def _new_values(
                 device_hash=buyer_device,
                 click=click,
                 coupon=coupon.code if coupon else None,
+                buyer_ip=req.ip,
+                buyer_user_agent=req.user_agent,
             ),
             salt=privacy_salt,
             settings=checks or screening.ScreenSettings(),

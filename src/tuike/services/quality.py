@@ -60,12 +60,16 @@ def _click_counts(conn: Connection, since: datetime, until: datetime) -> dict[tu
             r.program_id,
             r.affiliate_id,
             func.sum(r.clicks),
-            func.sum(r.bot_clicks + r.invalid_clicks),
+            func.sum(r.invalid_clicks),
+            func.sum(r.bot_clicks),
         )
         .where(r.hour >= since, r.hour < until)
         .group_by(r.program_id, r.affiliate_id)
     )
-    return {(p, a): [int(c or 0), int(i or 0)] for p, a, c, i in rows}
+    # Filtered clicks apart from declared bots: crawlers follow every link of a page,
+    # whoever put it there, so they say nothing of the affiliate (filtered bots are in
+    # invalid_clicks, and bot_clicks counts them, filtered or not).
+    return {(p, a): [int(c or 0), max(int(i or 0) - int(b or 0), 0)] for p, a, c, i, b in rows}
 
 
 def _conversion_counts(conn: Connection, since: datetime, until: datetime) -> dict[tuple, list]:

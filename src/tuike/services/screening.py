@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, case, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select
 
 from tuike.domain import ids
 from tuike.domain.catalog import Program
 from tuike.domain.fraud import Signal, score
 from tuike.domain.fraud import conversion as rules
-from tuike.domain.privacy import device_hash, identity_hash, ip_hash
+from tuike.domain.privacy import device_hash, identity_hash, ip_hash, store_ip
 from tuike.services import identity
 from tuike.storage import tables as t
 
@@ -29,6 +29,24 @@ if TYPE_CHECKING:
 _c = t.conversions.c
 _AFFILIATE = select(t.affiliates.c.email, t.affiliates.c.payout_account).where(
     t.affiliates.c.id == bindparam("id")
+)
+_k = t.clicks.c
+# An address from which this many browsers clicked the owner's links is shared (a carrier
+# NAT, an office): it does not tie a buyer to a click.
+SHARED_ADDRESS_BROWSERS = 5
+# The owner's clickers from the buyer's address: the (affiliate, ip, time) index bounds
+# the read to that address's clicks, and one more than the shared limit is enough.
+_ADDRESS_CLICKERS = (
+    select(_k.visitor, _k.user_agent)
+    .where(
+        _k.affiliate_id == bindparam("affiliate_id"),
+        _k.ip == bindparam("ip"),
+        _k.clicked_at >= bindparam("since"),
+        _k.clicked_at <= bindparam("until"),
+        _k.program_id == bindparam("program_id"),
+    )
+    .distinct()
+    .limit(SHARED_ADDRESS_BROWSERS + 1)
 )
 _r = t.click_rollups.c
 # The program is picked out by CASE, not WHERE, so that the read goes through the
@@ -96,6 +114,8 @@ class Subject:
     device_hash: str | None
     click: Any = None  # the attributing click row
     coupon: str | None = None
+    buyer_ip: str | None = None  # as reported (coupon leakage compares it with clicks)
+    buyer_user_agent: str | None = None
 
 
 def screen(
@@ -125,7 +145,12 @@ def screen(
         and subject.attribution == "coupon"
     ):
         clicks = _owner_clicks(conn, subject)
-        evidence = replace(evidence, coupon_owner_clicks=clicks)
+        clicked = (
+            _buyer_clicked(conn, subject, salt, settings.click_ip_mode)
+            if clicks >= thresholds.coupon_min_clicks
+            else None
+        )
+        evidence = replace(evidence, coupon_owner_clicks=clicks, coupon_buyer=clicked)
     signals = tuple(rules.evaluate(evidence, thresholds, off))
     total = score(signals)
     return Verdict(signals, total, rules.action(total, config.hold_score, config.reject_score))
@@ -183,18 +208,29 @@ def _self_matches(
 def _duplicates(
     conn: Connection, subject: Subject, window: timedelta, now: datetime
 ) -> tuple[tuple[str, ...], str]:
-    """Return the affiliate's other orders of this amount by the same buyer, recently."""
+    """Return the affiliate's other orders of this amount by the same buyer, recently.
+
+    The same buyer is the same customer id, the same device id, or, for orders with an
+    amount, the same address and browser. An address alone is shared by everyone behind
+    a carrier NAT, and events without an amount (installs, leads) all "match" in amount,
+    so for those an address proves nothing.
+    """
     same_buyer = []
     if subject.customer_hash:
         same_buyer.append(_c.customer_hash == subject.customer_hash)
-    if subject.ip_hash:
-        same_buyer.append(_c.ip_hash == subject.ip_hash)
+    device = subject.device_hash
+    if device and device.startswith("d:"):
+        same_buyer.append(_c.device_hash == device)
+    if subject.ip_hash and subject.amount_minor > 0:
+        address = _c.ip_hash == subject.ip_hash
+        same_buyer.append(and_(address, _c.device_hash == device) if device else address)
     if not same_buyer:
         return (), ""
-    # Ids are time-ordered ULIDs (made when recorded): the window is a primary-key range.
+    # Ids are time-ordered ULIDs (made when recorded): the window is a range of the
+    # (affiliate_id, id) index.
     floor = ids.ulid_floor(now - window)
     rows = conn.execute(
-        select(_c.order_id, _c.customer_hash)
+        select(_c.order_id, _c.customer_hash, _c.device_hash)
         .where(
             _c.affiliate_id == subject.affiliate_id,
             _c.id >= floor,
@@ -209,10 +245,13 @@ def _duplicates(
     ).all()
     if not rows:
         return (), ""
-    by_customer = subject.customer_hash and any(
-        r.customer_hash == subject.customer_hash for r in rows
-    )
-    return tuple(r.order_id for r in rows), "customer" if by_customer else "address"
+    if subject.customer_hash and any(r.customer_hash == subject.customer_hash for r in rows):
+        basis = "customer"
+    elif device and device.startswith("d:") and any(r.device_hash == device for r in rows):
+        basis = "device"
+    else:
+        basis = "address"
+    return tuple(r.order_id for r in rows), basis
 
 
 def _owner_clicks(conn: Connection, subject: Subject) -> int:
@@ -230,3 +269,34 @@ def _owner_clicks(conn: Connection, subject: Subject) -> int:
             },
         ).scalar_one()
     )
+
+
+def _buyer_clicked(conn: Connection, subject: Subject, salt: str, ip_mode: str) -> str | None:
+    """Say whether the buyer clicked the coupon owner's links in the cookie window.
+
+    The buyer is its address (in the form the click log keeps it) and browser: ``clicked``
+    when exactly one visitor (``tk_v``) clicked from them, ``no`` when none did, and
+    ``shared`` when the address is shared (several browsers, or several visitors on the
+    same browser: people behind one carrier NAT on the same phone model), which then ties
+    no buyer to a click. None when the report has no address or browser, or the click
+    log keeps no addresses.
+    """
+    ip = store_ip(subject.buyer_ip, ip_mode, salt) if subject.buyer_ip else None
+    agent = (subject.buyer_user_agent or "")[:512]  # as the click log keeps it
+    if ip is None or not agent.strip():
+        return None
+    until = subject.occurred_at
+    rows = conn.execute(
+        _ADDRESS_CLICKERS,
+        {
+            "affiliate_id": subject.affiliate_id,
+            "ip": ip,
+            "since": until - subject.program.cookie_window,
+            "until": until,
+            "program_id": subject.program.id,
+        },
+    ).all()
+    same = sum(1 for r in rows if r.user_agent == agent)
+    if len(rows) > SHARED_ADDRESS_BROWSERS or same > 1:
+        return rules.COUPON_SHARED
+    return rules.COUPON_CLICKED if same == 1 else rules.COUPON_NOT_CLICKED

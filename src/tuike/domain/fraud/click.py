@@ -4,10 +4,11 @@ Each rule is a pure function of what the tracker knows at click time (the reques
 cached link, its program and affiliate, counts from in-memory windows) returning a
 ``Signal`` with its evidence, or None. Weights are chosen so that one weak signal never
 filters a click on its own (a program filters at 60 by default) while strong evidence
-does: a declared bot, a HEAD or prefetch request, a click from outside the program's
-countries, or a hosting network together with any velocity. Signals that share their
-evidence stay below the line together: carrier-grade NAT puts many people behind one IP,
-so the IP and /24 velocities plus a missing referer add up to 55 at most.
+does: a declared bot, a HEAD or prefetch request, a hosting network, a device farm.
+Signals that share their evidence stay below the line together: carrier-grade NAT puts
+many people behind one IP, so the IP and /24 velocities plus a missing referer add up to
+55 at most; the farm rule needs few phone models among many clicks, which a NAT's
+people do not show.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ RULES: tuple[Rule, ...] = (
         "click",
         "Country outside the program's target countries",
         "TUIKE_COUNTRY_HEADER",
+        30,
+    ),
+    Rule(
+        "device_farm",
+        "click",
+        "A device farm: many clicks from one /24 naming only a few phone models",
+        "TUIKE_FRAUD_FARM_CLICKS",
         60,
     ),
     Rule(
@@ -33,7 +41,7 @@ RULES: tuple[Rule, ...] = (
         "click",
         "Address of a data centre, cloud or hosting network",
         "TUIKE_FRAUD_DATACENTER_NETWORKS",
-        50,
+        60,
     ),
     Rule(
         "visitor_velocity",
@@ -105,6 +113,10 @@ class ClickThresholds:
     subnet_clicks: int = 100
     device_model_clicks: int = 20
     device_model_share: int = 50  # percent of the affiliate's clicks in the window
+    farm_window_seconds: int = 600
+    farm_clicks: int = 6  # clicks naming a phone model from one /24 on one affiliate
+    farm_models: int = 3  # ... naming at most this many models
+    farm_memory_seconds: int = 86_400  # how long a caught /24 stays caught
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +312,35 @@ def device_model_burst(count: int, total: int, t: ClickThresholds, model: str) -
         f"{count} of the {total} clicks naming a phone model on this affiliate's links in "
         f"{t.window_seconds} s are one model, {model} (threshold {t.device_model_clicks} "
         f"and {t.device_model_share} %)",
+    )
+
+
+def device_farm(
+    clicks: int, models: Sequence[str], t: ClickThresholds, ip: int | None
+) -> Signal | None:
+    """``clicks`` from one /24 on one affiliate's links, in the farm window, name ``models``."""
+    if ip is None or clicks < t.farm_clicks or not models or len(models) > t.farm_models:
+        return None
+    return Signal(
+        "device_farm",
+        WEIGHT["device_farm"],
+        f"{clicks} clicks from {subnet_text(ip)} on this affiliate's links in "
+        f"{t.farm_window_seconds} s name only {len(models)} phone model"
+        f"{'s' if len(models) > 1 else ''} ({', '.join(sorted(models))}; threshold "
+        f"{t.farm_clicks} clicks, at most {t.farm_models} models)",
+    )
+
+
+def known_farm(caught_ago: float, t: ClickThresholds, ip: int | None) -> Signal | None:
+    """A click from a /24 caught as a device farm on this affiliate ``caught_ago`` s ago."""
+    if ip is None or caught_ago >= t.farm_memory_seconds:
+        return None
+    ago = f"{caught_ago / 3600:.1f} h" if caught_ago >= 3600 else f"{caught_ago / 60:.0f} min"
+    return Signal(
+        "device_farm",
+        WEIGHT["device_farm"],
+        f"{subnet_text(ip)} was caught as a device farm on this affiliate's links {ago} ago "
+        f"(remembered {t.farm_memory_seconds / 3600:g} h)",
     )
 
 

@@ -41,12 +41,17 @@ RULES: tuple[Rule, ...] = (
     Rule(
         COUPON_LEAKAGE,
         "conversion",
-        "A coupon attributed the order, but its owner sent the program no traffic",
+        "A coupon attributed the order, but its buyer never clicked its owner's links",
         "TUIKE_FRAUD_COUPON_MIN_CLICKS",
-        30,
+        50,
     ),
 )
 WEIGHTS = {r.code: r.weight for r in RULES}
+# A code whose owner sent no traffic at all may be shared by voice or video (influencers):
+# weaker evidence, below the default hold score.
+COUPON_NO_TRAFFIC_WEIGHT = 30
+# Whether a coupon's buyer clicked its owner's links (Evidence.coupon_buyer)
+COUPON_CLICKED, COUPON_NOT_CLICKED, COUPON_SHARED = "clicked", "no", "shared"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,7 @@ class Thresholds:
     """The thresholds of the conversion rules (``TUIKE_FRAUD_*`` settings); 0 turns off."""
 
     ctit_sale: timedelta = timedelta(seconds=5)
-    ctit_install: timedelta = timedelta(seconds=15)
+    ctit_install: timedelta = timedelta(seconds=30)
     ctit_other: timedelta = timedelta(seconds=3)  # leads and custom events
     self_referral_days: int = 180
     duplicate_window: timedelta = timedelta(hours=24)
@@ -92,9 +97,12 @@ class Evidence:
     ctit: timedelta | None = None  # from the attributing click to the conversion
     matches: tuple[Match, ...] = ()
     duplicates: tuple[str, ...] = ()  # order ids of duplicate-like orders
-    duplicate_basis: str = ""  # customer | address
+    duplicate_basis: str = ""  # customer | device | address
     coupon: str | None = None
     coupon_owner_clicks: int | None = None  # the owner's clicks in the window (coupons)
+    # Whether the buyer (address and browser) is among the owner's clickers: clicked, no,
+    # shared (an address shared by many, which tells nothing); None: unknown
+    coupon_buyer: str | None = None
     window_days: int = 0  # the program's cookie window
 
 
@@ -142,7 +150,9 @@ def _self_referral(e: Evidence, t: Thresholds) -> Signal | None:
 def _duplicate(e: Evidence, t: Thresholds) -> Signal | None:
     if not e.duplicates or t.duplicate_window <= timedelta(0):
         return None
-    basis = "customer" if e.duplicate_basis == "customer" else "buyer address"
+    basis = {"customer": "customer", "device": "device"}.get(
+        e.duplicate_basis, "buyer address and browser"
+    )
     hours = t.duplicate_window.total_seconds() / 3600
     listed = ", ".join(e.duplicates[:3]) + (" …" if len(e.duplicates) > 3 else "")
     return Signal(
@@ -153,18 +163,26 @@ def _duplicate(e: Evidence, t: Thresholds) -> Signal | None:
 
 
 def _coupon(e: Evidence, t: Thresholds) -> Signal | None:
-    if (
-        e.attribution != "coupon"
-        or e.coupon_owner_clicks is None
-        or t.coupon_min_clicks <= 0
-        or e.coupon_owner_clicks >= t.coupon_min_clicks
-    ):
+    if e.attribution != "coupon" or e.coupon_owner_clicks is None or t.coupon_min_clicks <= 0:
+        return None
+    if e.coupon_owner_clicks < t.coupon_min_clicks:
+        return Signal(
+            COUPON_LEAKAGE,
+            COUPON_NO_TRAFFIC_WEIGHT,
+            f"coupon {e.coupon}: its owner sent {e.coupon_owner_clicks} clicks to the program "
+            f"in the {e.window_days} days before",
+        )
+    if e.coupon_buyer == COUPON_NOT_CLICKED:
+        why = "the buyer's address and browser are not among"
+    elif e.coupon_buyer == COUPON_SHARED:
+        why = "the buyer's address is shared by many browsers: nothing ties the buyer to"
+    else:
         return None
     return Signal(
         COUPON_LEAKAGE,
         WEIGHTS[COUPON_LEAKAGE],
-        f"coupon {e.coupon}: its owner sent {e.coupon_owner_clicks} clicks to the program "
-        f"in the {e.window_days} days before",
+        f"coupon {e.coupon}: {why} the {e.coupon_owner_clicks} clicks its owner sent the "
+        f"program in the {e.window_days} days before",
     )
 
 

@@ -90,8 +90,8 @@ class QualitySettings:
 class Book:
     """An affiliate's counts in one program over the window.
 
-    ``clicks`` are billable clicks and ``invalid_clicks`` the filtered ones (bots
-    included); ``converting_clicks`` the distinct clicks that led to a conversion.
+    ``clicks`` are billable clicks and ``invalid_clicks`` the filtered ones apart from
+    declared bots; ``converting_clicks`` the distinct clicks that led to a conversion.
     ``with_click`` conversions have a click, so a click-to-conversion time: ``late``
     more than 24 h, ``early`` less than 1 h. ``sales`` have an amount; ``refunds`` of
     them were refunded in full or in part.

@@ -1,14 +1,21 @@
 """Retention: the security data past its window goes, in bounded batches; the rest stays.
 
 Identity marks, login attempts, the postback delivery log and abuse reporters' contact
-details (services/retention.py), through the service and the rules that read them.
+details (services/retention.py), through the service, the rules that read them and
+`tuike purge`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +34,9 @@ from tuike.storage import postbacks as store
 from tuike.storage import tables as t
 from tuike.storage.db import Database
 from tuike.web.app import create_app
+from tuike.workers import retention as job
 
+BIN = Path(sys.executable).parent / "tuike"
 IP = "203.0.113.9"
 UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/126.0"
 DAY = timedelta(days=1)
@@ -287,3 +296,72 @@ def test_purge_counts_every_table_and_a_dry_run_changes_nothing(db, settings, wo
     done = retention.purge(db, keep, now=now)
     assert done == retention.Purge(1, 1, 1, 1) and done.total == 4
     assert retention.purge(db, keep, now=now).total == 0
+
+
+def test_the_serve_job_purges_every_interval(db, settings, world):
+    attempt(db, utcnow() - 3 * DAY)
+
+    async def until_purged() -> int:
+        task = asyncio.create_task(job.run_periodically(db, settings, 0.05))
+        try:
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                if count(db, t.login_attempts) == 0:
+                    return 0
+            return count(db, t.login_attempts)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    assert asyncio.run(until_purged()) == 0
+
+
+# --- tuike purge ---------------------------------------------------------------------
+
+
+def run(db: Database, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "TUIKE_DATABASE_URL": db.url, **env}
+    environ.pop("TUIKE_ENV", None)
+    return subprocess.run(
+        [str(BIN), *args], env=environ, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_tuike_purge_prints_the_counts_and_dry_run_changes_nothing(db, world):
+    now = utcnow()
+    for i in range(3):
+        mark(db, world.affiliate_id, f"h:old{i}", now - 200 * DAY)
+    mark(db, world.affiliate_id, "h:fresh", now)
+    attempt(db, now - 3 * DAY)
+    attempt(db, now - 3 * DAY)
+    delivery(db, world, "old", P.DELIVERED, now - 40 * DAY)
+    delivery(db, world, "pending", P.PENDING, now - 40 * DAY)
+    report(db, world, now - 100 * DAY)
+    before = [count(db, table) for table in (t.identity_marks, t.login_attempts)]
+
+    dry = run(db, "purge", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert lines == [
+        "identity_marks       would delete 3 (not seen for 180 days)",
+        "login_attempts       would delete 2 (older than 1 day 15 min)",
+        "postback_deliveries  would delete 1 (finished more than 30 days ago)",
+        "abuse_reports        would clear the reporter of 1 (filed more than 90 days ago)",
+    ]
+    assert [count(db, table) for table in (t.identity_marks, t.login_attempts)] == before
+    assert count(db, t.postback_deliveries) == 2
+    assert count(db, t.abuse_reports, t.abuse_reports.c.reporter_email != "") == 1
+
+    done = run(db, "purge", TUIKE_POSTBACK_LOG_DAYS="0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "identity_marks       deleted 3 (not seen for 180 days)",
+        "login_attempts       deleted 2 (older than 1 day 15 min)",
+        "postback_deliveries  deleted 0 (kept: TUIKE_POSTBACK_LOG_DAYS is 0)",
+        "abuse_reports        cleared the reporter of 1 (filed more than 90 days ago)",
+    ]
+    assert (count(db, t.identity_marks), count(db, t.login_attempts)) == (1, 0)
+    assert count(db, t.postback_deliveries) == 2
+    assert count(db, t.abuse_reports, t.abuse_reports.c.reporter_email != "") == 0
+    assert count(db, t.abuse_reports) == 1

@@ -236,6 +236,26 @@ class Settings(BaseSettings):
     default_timezone: str = Field(
         "Asia/Shanghai", description="Time zone for new merchants, affiliates and reports."
     )
+    # Retention of the data kept only for security and fraud checks (services/retention.py).
+    retention_interval_seconds: int = Field(
+        3600,
+        ge=0,
+        description="How often `tuike serve` purges the security data past its retention "
+        "(identity marks, login attempts, postback log, abuse reporters); 0 turns the "
+        "in-process job off (run `tuike purge` from cron).",
+    )
+    postback_log_days: int = Field(
+        30,
+        ge=0,
+        description="How long a finished affiliate postback (delivered, failed or refused) "
+        "stays in the delivery log (days); 0 keeps them all.",
+    )
+    abuse_reporter_days: int = Field(
+        90,
+        ge=0,
+        description="How long an abuse report keeps its reporter's email address and hashed "
+        "address (days); the report itself stays. 0 keeps them.",
+    )
     # Affiliate quality (docs/fraud-rules.md, "Over an affiliate's book").
     fraud_quality_interval_seconds: int = Field(
         3600,

@@ -1,5 +1,5 @@
 """The `tuike` command: serve, migrate, demo, keys, users, approve-due, deliver-postbacks,
-settle, payouts, fraud …"""
+purge, settle, payouts, fraud …"""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tuike.cli.fraud import fraud_app
+from tuike.cli.retention import purge
 from tuike.cli.users import users_app
 from tuike.config import Settings, get_settings, redact_url
 
@@ -38,6 +39,7 @@ payouts_app = typer.Typer(help="Payout batches and the payout rails' files.", no
 app.add_typer(payouts_app, name="payouts")
 app.add_typer(users_app, name="users")
 app.add_typer(fraud_app, name="fraud")
+app.command("purge")(purge)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -114,13 +114,6 @@ def take_attempt(conn: Connection, action: str, ip: str, *, limit: int, window: 
     return True
 
 
-def prune_attempts(conn: Connection, older_than: timedelta = timedelta(days=1)) -> int:
-    """Delete login attempts past any window; return how many."""
-    return conn.execute(
-        delete(t.login_attempts).where(t.login_attempts.c.at < utcnow() - older_than)
-    ).rowcount
-
-
 def create_session(conn: Connection, user: User, ttl: timedelta) -> str:
     """Open a session for a user and return its token (kept only by the browser)."""
     raw = secrets.token_urlsafe(32)

@@ -21,7 +21,7 @@ from tuike.web.portals.routes import router as portals_router
 from tuike.web.state import AppState
 from tuike.web.tracking.fastpath import is_click, serve_click
 from tuike.web.tracking.routes import router as tracking_router
-from tuike.workers import approvals, postbacks, quality
+from tuike.workers import approvals, postbacks, quality, retention
 
 
 class TuikeApp(FastAPI):
@@ -63,6 +63,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 asyncio.create_task(
                     quality.run_periodically(
                         state.db, settings, settings.fraud_quality_interval_seconds
+                    )
+                )
+            )
+        if settings.retention_interval_seconds > 0:
+            tasks.append(
+                asyncio.create_task(
+                    retention.run_periodically(
+                        state.db, settings, settings.retention_interval_seconds
                     )
                 )
             )

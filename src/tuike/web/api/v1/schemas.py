@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from tuike.domain.catalog import (
     Program,
 )
 from tuike.domain.commission import plan_to_dict
+from tuike.domain.fraud.quality import QualityReason, reasons_seen_by
 from tuike.services.keys import KeyInfo
 
 Money = str
@@ -199,6 +201,28 @@ class ChannelOut(BaseModel):
     url: str
 
 
+class QualityReasonOut(BaseModel):
+    code: str = Field(description="The quality rule that fired (docs/fraud-rules.md)")
+    weight: int = Field(description="Points it takes off the score")
+    evidence: str | None = Field(
+        description="What the job found; null when withheld (another merchant's program)"
+    )
+    program_id: int | None = Field(
+        None, description="The program the evidence comes from (null: none, or withheld)"
+    )
+    withheld: bool = Field(False, description="The evidence comes from another merchant's program")
+
+    @classmethod
+    def of(cls, r: QualityReason) -> QualityReasonOut:
+        return cls(
+            code=r.code,
+            weight=r.weight,
+            evidence=None if r.withheld else r.evidence,
+            program_id=r.program_id,
+            withheld=r.withheld,
+        )
+
+
 class AffiliateOut(BaseModel):
     id: int
     name: str
@@ -207,11 +231,28 @@ class AffiliateOut(BaseModel):
     timezone: str
     channels: list[ChannelOut]
     quality_score: int | None = Field(
-        None, description="Traffic quality 0-100 (100 is clean); null until first assessed"
+        None,
+        description="Traffic quality 0-100 (100 is clean); null until first assessed, and "
+        "always null for affiliate keys",
+    )
+    quality_reasons: list[QualityReasonOut] | None = Field(
+        None,
+        description="The rules behind quality_score, strongest first; null when none fired, "
+        "and for affiliate keys. A merchant reads the evidence of its own programs only.",
     )
 
     @classmethod
-    def of(cls, a: Affiliate, *, private: bool) -> AffiliateOut:
+    def of(
+        cls,
+        a: Affiliate,
+        *,
+        private: bool,
+        quality: bool,
+        programs: Collection[int] | None = None,
+    ) -> AffiliateOut:
+        """``quality``: the caller sees the score and its reasons (merchants, the operator;
+        never affiliates); ``programs``: the caller's programs (None: all, the operator)."""
+        reasons = reasons_seen_by(a.quality_reasons or (), programs) if quality else ()
         return cls(
             id=a.id,
             name=a.name,
@@ -219,7 +260,8 @@ class AffiliateOut(BaseModel):
             status=a.status,
             timezone=a.timezone,
             channels=[ChannelOut(id=c.id, kind=c.kind, name=c.name, url=c.url) for c in a.channels],
-            quality_score=a.quality_score,
+            quality_score=a.quality_score if quality else None,
+            quality_reasons=[QualityReasonOut.of(r) for r in reasons] or None,
         )
 
 

@@ -20,6 +20,7 @@ from tuike.domain.catalog import (
 )
 from tuike.domain.commission import plan_to_dict
 from tuike.domain.fraud.quality import QualityReason, reasons_seen_by
+from tuike.services.directory import Listing
 from tuike.services.keys import KeyInfo
 
 Money = str
@@ -262,6 +263,40 @@ class AffiliateOut(BaseModel):
             channels=[ChannelOut(id=c.id, kind=c.kind, name=c.name, url=c.url) for c in a.channels],
             quality_score=a.quality_score if quality else None,
             quality_reasons=[QualityReasonOut.of(r) for r in reasons] or None,
+        )
+
+
+class DirectoryChannelOut(BaseModel):
+    kind: str = Field(description="website | sns | forum | im | blog | app")
+    host: str | None = Field(None, description="The host of a website or blog channel")
+
+
+class DirectoryEntryOut(BaseModel):
+    rank: int = Field(description="Place in this filtered list, 1 the best")
+    affiliate_id: int
+    name: str
+    channels: list[DirectoryChannelOut]
+    categories: list[str] = Field(description="Categories of the programs it is approved in")
+    quality_score: int | None = Field(description="Traffic quality 0-100; null: not assessed")
+    quality_flagged: bool
+    epc_band: str = Field(
+        description="EPC over the last 30 days against the network: top_10 | top_25 | "
+        "top_50 | bottom_50 | unrated (no clicks in a program that paid commission)"
+    )
+
+    @classmethod
+    def of(cls, listing: Listing) -> DirectoryEntryOut:
+        return cls(
+            rank=listing.rank,
+            affiliate_id=listing.affiliate_id,
+            name=listing.name,
+            channels=[
+                DirectoryChannelOut(kind=kind, host=host or None) for kind, host in listing.channels
+            ],
+            categories=list(listing.categories),
+            quality_score=listing.quality_score,
+            quality_flagged=listing.flagged,
+            epc_band=listing.band,
         )
 
 

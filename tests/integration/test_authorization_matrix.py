@@ -216,6 +216,7 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             ("merchA",),
         ),
         ("GET", "/merchant/affiliates", "/merchant/affiliates", None, MERCH),
+        ("GET", "/merchant/affiliates/discover", "/merchant/affiliates/discover", None, MERCH),
         (
             "POST",
             "/merchant/memberships/{membership_id}",
@@ -442,6 +443,7 @@ def cases(m: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
             ("merchA", "op"),
         ),
         ("GET", f"{a}/affiliates", f"{a}/affiliates", None, KEYED),
+        ("GET", f"{a}/affiliates/directory", f"{a}/affiliates/directory", None, (*MERCH, "op")),
         (
             "POST",
             f"{a}/affiliates",

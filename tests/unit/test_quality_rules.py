@@ -18,10 +18,13 @@ from tuike.domain.fraud.quality import (
     LOW_CONVERSION_RATE,
     REFUND_RATE_OUTLIER,
     Book,
+    QualityReason,
     QualitySettings,
     Reports,
     assess,
     quality_of,
+    reasons_of,
+    reasons_seen_by,
 )
 
 S = QualitySettings()
@@ -169,3 +172,40 @@ def test_the_settings_defaults_are_the_rules_defaults() -> None:
     from tuike.config import Settings
 
     assert Settings().quality_settings() == QualitySettings()
+
+
+def test_the_reasons_are_the_signals_with_their_program() -> None:
+    books = [Book(a, 1, clicks=1000, converting_clicks=30) for a in range(1, 6)]
+    books.append(Book(9, 1, clicks=1000, converting_clicks=30, invalid_clicks=900))
+    q = assess(books, {9: Reports(upheld=1)}, S, program_names={1: "Shop"})[9]
+    assert reasons_of(q) == [
+        {
+            "code": ABUSE_REPORTS,
+            "weight": 30,
+            "evidence": "1 upheld and 0 open abuse reports",
+            "program_id": None,
+        },
+        {
+            "code": INVALID_CLICK_SHARE,
+            "weight": 30,
+            "evidence": "900 of 1900 clicks filtered (47 %) in Shop",
+            "program_id": 1,
+        },
+    ]
+    assert reasons_of(quality_of(1, [], S)) is None
+
+
+def test_a_viewer_reads_the_evidence_of_its_own_programs_only() -> None:
+    mine = QualityReason(REFUND_RATE_OUTLIER, 30, "8 of 12 sales refunded in Mine", 1)
+    theirs = QualityReason(CLICK_FLOODING, 40, "34 of 40 conversions late in Theirs", 2)
+    reports = QualityReason(ABUSE_REPORTS, 30, "1 upheld and 0 open abuse reports")
+    reasons = (theirs, mine, reports)
+    assert reasons_seen_by(reasons, None) == reasons
+    assert reasons_seen_by(reasons, {1}) == (
+        QualityReason(CLICK_FLOODING, 40, "", None, withheld=True),
+        mine,
+        reports,
+    )
+    assert all(r.withheld for r in reasons_seen_by((mine, theirs), ()))
+    assert QualityReason.parse(mine.as_dict()) == mine
+    assert QualityReason.parse(reports.as_dict()) == reports

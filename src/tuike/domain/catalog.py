@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from tuike.domain.commission import CommissionPlan
 from tuike.domain.fraud import FraudConfig
+from tuike.domain.fraud.quality import QualityReason
 
 CHANNEL_KINDS = ("website", "sns", "forum", "im", "blog", "app")
 MEMBERSHIP_STATUSES = ("applied", "approved", "rejected", "banned")
@@ -96,6 +97,9 @@ class Affiliate:
     # whether it is low enough to flag the affiliate for the operator (fraud-rules.md).
     quality_score: int | None = None
     quality_flagged: bool = False
+    # The rules behind the score, with their evidence (None: none fired or not assessed);
+    # show them through ``reasons_seen_by``, never raw to a merchant.
+    quality_reasons: tuple[QualityReason, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 A few aggregated queries over the window (click rollups, conversions joined to their
 clicks by key, abuse reports), never a row of traffic into Python; the rules are pure
-(``domain.fraud.quality``). The scores are written in one short transaction. A job, not a
-person's decision: nothing is audit-logged, flagged affiliates are logged.
+(``domain.fraud.quality``). The scores and their reasons (the rules that fired, with
+their evidence) are written in one short transaction. A job, not a person's decision:
+nothing is audit-logged, flagged affiliates are logged.
 """
 
 from __future__ import annotations
@@ -15,9 +16,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    func,
+    null,
+    select,
+    update,
+)
 
-from tuike.domain.fraud.quality import Book, Quality, QualitySettings, Reports, assess
+from tuike.domain.fraud.quality import (
+    Book,
+    Quality,
+    QualitySettings,
+    Reports,
+    assess,
+    reasons_of,
+)
 from tuike.services.clock import utcnow
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
@@ -159,29 +177,37 @@ def assess_affiliates(
 
 
 def write_scores(conn: Connection, qualities: Mapping[int, Quality], now: datetime) -> int:
-    """Store the scores: every affiliate clean (100) first, then one UPDATE per distinct
-    (score, flag) of those below; in the caller's transaction, so never seen half done.
+    """Store the scores and their reasons: every affiliate clean (100, no reasons) first,
+    then the others in one executemany; in the caller's transaction, so never seen half done.
 
     Returns how many affiliates were written with a score below 100.
     """
     a = t.affiliates.c
     conn.execute(
         update(t.affiliates).values(
-            quality_score=100, quality_flagged=False, quality_updated_at=now
+            quality_score=100,
+            quality_flagged=False,
+            quality_reasons=null(),  # SQL NULL, not the JSON null a bare None would store
+            quality_updated_at=now,
         )
     )
-    groups: dict[tuple[int, bool], list[int]] = {}
-    for q in qualities.values():
-        if q.score == 100 and not q.flagged:
-            continue
-        groups.setdefault((q.score, q.flagged), []).append(q.affiliate_id)
-    for (score, flagged), ids in sorted(groups.items()):
-        for start in range(0, len(ids), 1000):
-            conn.execute(
-                update(t.affiliates)
-                .where(a.id.in_(ids[start : start + 1000]))
-                .values(quality_score=score, quality_flagged=flagged, quality_updated_at=now)
-            )
+    rows = [
+        {"aid": q.affiliate_id, "score": q.score, "flagged": q.flagged, "reasons": reasons_of(q)}
+        for q in sorted(qualities.values(), key=lambda q: q.affiliate_id)
+        if q.score < 100 or q.flagged or q.signals
+    ]
+    if rows:
+        conn.execute(
+            update(t.affiliates)
+            .where(a.id == bindparam("aid"))
+            .values(
+                quality_score=bindparam("score"),
+                quality_flagged=bindparam("flagged"),
+                quality_reasons=bindparam("reasons", type_=a.quality_reasons.type),
+                quality_updated_at=now,
+            ),
+            rows,
+        )
     return sum(1 for q in qualities.values() if q.score < 100)
 
 

@@ -19,6 +19,7 @@ from tuike.domain.catalog import (
 )
 from tuike.domain.commission import plan_from_dict
 from tuike.domain.fraud import FraudConfig
+from tuike.domain.fraud.quality import QualityReason
 from tuike.storage import tables as t
 
 
@@ -73,6 +74,11 @@ def affiliate_from_row(row: Row[Any], channels: Sequence[Channel] = ()) -> Affil
         channels=tuple(channels),
         quality_score=row.quality_score,
         quality_flagged=bool(row.quality_flagged),
+        quality_reasons=(
+            tuple(QualityReason.parse(r) for r in row.quality_reasons)
+            if row.quality_reasons
+            else None
+        ),
     )
 
 

@@ -40,6 +40,9 @@ class Signal:
     code: str
     weight: int
     evidence: str
+    # The program the evidence comes from, when a rule judges one program's book: it names
+    # that program, so it is shown only to its merchant and the operator.
+    program_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form stored with a conversion."""

@@ -12,8 +12,9 @@ score is 100 minus the weights of the rules that fired, floor 0.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tuike.domain.fraud import MAX_SCORE, Rule, Signal
 from tuike.domain.fraud.outliers import BetaPrior, fit_prior, lower_tail, upper_tail
@@ -167,7 +168,8 @@ def judge_book(
     out: list[tuple[Signal, float]] = []
 
     def fire(code: str, evidence: str, strength: float) -> None:
-        out.append((Signal(code, WEIGHTS[code], evidence + where), strength))
+        signal = Signal(code, WEIGHTS[code], evidence + where, program_id=book.program_id)
+        out.append((signal, strength))
 
     if book.with_click >= s.min_conversions and base.late and base.early:
         late = book.late / book.with_click
@@ -282,3 +284,68 @@ def assess(
             signals.append(reported)
         out[affiliate_id] = quality_of(affiliate_id, signals, settings)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReason:
+    """A rule behind an affiliate's quality score, as stored (``affiliates.quality_reasons``)
+    and shown: its code, weight, evidence and the program the evidence comes from.
+
+    ``withheld``: the evidence comes from a program the viewer does not run, so only the
+    code and weight are kept (``evidence`` empty, ``program_id`` None).
+    """
+
+    code: str
+    weight: int
+    evidence: str
+    program_id: int | None = None
+    withheld: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON form (what ``parse`` reads back)."""
+        return {
+            "code": self.code,
+            "weight": self.weight,
+            "evidence": self.evidence,
+            "program_id": self.program_id,
+        }
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> QualityReason:
+        """Read one stored reason."""
+        program_id = data.get("program_id")
+        return cls(
+            code=str(data["code"]),
+            weight=int(data["weight"]),
+            evidence=str(data.get("evidence") or ""),
+            program_id=int(program_id) if program_id is not None else None,
+        )
+
+
+def reasons_of(quality: Quality) -> list[dict[str, Any]] | None:
+    """Return what the job stores for a quality: its signals as JSON, None when none fired."""
+    if not quality.signals:
+        return None
+    return [
+        QualityReason(s.code, s.weight, s.evidence, s.program_id).as_dict() for s in quality.signals
+    ]
+
+
+def reasons_seen_by(
+    reasons: Iterable[QualityReason], program_ids: Collection[int] | None
+) -> tuple[QualityReason, ...]:
+    """Return the reasons as a viewer running ``program_ids`` may read them (None: all).
+
+    Evidence from another merchant's program names that program and quotes its figures, so
+    of such a reason only the code and weight are shown: the score stays explained without
+    telling one merchant another's numbers. Evidence tied to no program (abuse reports)
+    quotes no merchant's figures and is shown.
+    """
+    if program_ids is None:
+        return tuple(reasons)
+    return tuple(
+        r
+        if r.program_id is None or r.program_id in program_ids
+        else QualityReason(r.code, r.weight, "", None, withheld=True)
+        for r in reasons
+    )

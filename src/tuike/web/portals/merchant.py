@@ -17,6 +17,7 @@ from tuike.domain import ids
 from tuike.domain.catalog import Program
 from tuike.domain.commission import plan_to_dict
 from tuike.domain.errors import Conflict, InvalidField, NotFound
+from tuike.domain.fraud.quality import reasons_seen_by
 from tuike.services import accounts, audit, catalog, conversions, keys, reports, users
 from tuike.services.screening import ScreenSettings
 from tuike.storage import catalog as repo
@@ -211,14 +212,18 @@ def affiliates_context(request: Request, user: users.User) -> dict[str, Any]:
                 conn, [m.affiliate_id for m in members], with_channels=True
             )
         }
-    rows = [
-        {
-            "membership": m,
-            "program": programs[m.program_id],
-            "affiliate": affiliates.get(m.affiliate_id),
-        }
-        for m in members
-    ]
+    rows = []
+    for m in members:
+        a = affiliates.get(m.affiliate_id)
+        rows.append(
+            {
+                "membership": m,
+                "program": programs[m.program_id],
+                "affiliate": a,
+                # Evidence from another merchant's programs is withheld (code and weight only).
+                "reasons": reasons_seen_by(a.quality_reasons or (), programs) if a else (),
+            }
+        )
     return {
         "rows": rows,
         "status": status,

@@ -81,16 +81,26 @@ def merchants(request: Request, user: OperatorUser) -> Response:
     return render(request, "operator/accounts.html", {"kind": "merchant", "rows": rows})
 
 
-@router.get("/affiliates", response_class=HTMLResponse)
-def affiliates(request: Request, user: OperatorUser) -> Response:
-    """List affiliates, those flagged for their traffic quality first, then newest first."""
+def affiliates_context(request: Request) -> dict[str, Any]:
+    """Build the affiliate list: flagged first, each with its score and every reason."""
     with get_state(request).db.read() as conn:
         rows = conn.execute(
             select(t.affiliates)
             .order_by(t.affiliates.c.quality_flagged.desc(), t.affiliates.c.id.desc())
             .limit(500)
         ).all()
-    return render(request, "operator/accounts.html", {"kind": "affiliate", "rows": rows})
+    affiliates = [repo.affiliate_from_row(r) for r in rows]
+    return {
+        "kind": "affiliate",
+        "rows": affiliates,
+        "reasons": {a.id: a.quality_reasons or () for a in affiliates},
+    }
+
+
+@router.get("/affiliates", response_class=HTMLResponse)
+def affiliates(request: Request, user: OperatorUser) -> Response:
+    """List affiliates, those flagged for their traffic quality first, then newest first."""
+    return render(request, "operator/accounts.html", affiliates_context(request))
 
 
 @router.post("/{kind}s/{owner_id}/status", dependencies=[CsrfChecked])

@@ -12,6 +12,7 @@ from tuike.web.portals import (
     abuse,
     account,
     affiliate,
+    directory,
     merchant,
     operator,
     postbacks,
@@ -75,5 +76,15 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-for _module in (account, affiliate, postbacks, merchant, operator, promotion, review, abuse):
+for _module in (
+    account,
+    affiliate,
+    postbacks,
+    merchant,
+    directory,
+    operator,
+    promotion,
+    review,
+    abuse,
+):
     router.include_router(_module.router)

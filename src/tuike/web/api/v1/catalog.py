@@ -148,7 +148,7 @@ def create_affiliate(body: AffiliateIn, who: PrincipalDep, state: StateDep) -> A
             channels=[c.model_dump() for c in body.channels],
             recruited_by=body.recruited_by,
         )
-    return AffiliateOut.of(affiliate, private=True)
+    return AffiliateOut.of(affiliate, private=True, quality=True)
 
 
 @router.get("/affiliates", response_model=list[AffiliateOut], tags=["affiliates"])
@@ -156,13 +156,20 @@ def list_affiliates(who: PrincipalDep, state: StateDep) -> list[AffiliateOut]:
     """List affiliates: all (operator), those in the merchant's programs, or oneself."""
     with state.db.read() as conn:
         if who.role == OPERATOR:
-            return [AffiliateOut.of(a, private=True) for a in repo.list_affiliates(conn)]
+            return [
+                AffiliateOut.of(a, private=True, quality=True) for a in repo.list_affiliates(conn)
+            ]
         if who.role == AFFILIATE:
+            # An affiliate never sees its quality score: it would learn how to game the rules.
             me = repo.get_affiliate(conn, who.owner_id or -1)
-            return [AffiliateOut.of(me, private=True)] if me else []
+            return [AffiliateOut.of(me, private=True, quality=False)] if me else []
         scope = report_scope(conn, who)
         ids = {m.affiliate_id for m in repo.list_memberships(conn, program_ids=scope.program_ids)}
-        return [AffiliateOut.of(a, private=False) for a in repo.list_affiliates(conn, list(ids))]
+        quality = who.role == MERCHANT
+        return [
+            AffiliateOut.of(a, private=False, quality=quality, programs=scope.program_ids or ())
+            for a in repo.list_affiliates(conn, list(ids))
+        ]
 
 
 @router.get("/affiliates/{affiliate_id}", response_model=AffiliateOut, tags=["affiliates"])
@@ -173,13 +180,15 @@ def get_affiliate(affiliate_id: IdPath, who: PrincipalDep, state: StateDep) -> A
         if affiliate is None:
             raise NotFound("affiliate")
         if who.may_act_as_affiliate(affiliate_id):
-            return AffiliateOut.of(affiliate, private=True)
+            return AffiliateOut.of(affiliate, private=True, quality=who.role == OPERATOR)
         if who.role == MERCHANT:
             scope = report_scope(conn, who)
             if repo.list_memberships(
                 conn, program_ids=scope.program_ids, affiliate_id=affiliate_id
             ):
-                return AffiliateOut.of(affiliate, private=False)
+                return AffiliateOut.of(
+                    affiliate, private=False, quality=True, programs=scope.program_ids or ()
+                )
     raise NotFound("affiliate")
 
 
@@ -201,7 +210,7 @@ def add_channel(
         svc.add_channel(conn, affiliate_id, kind=body.kind, name=body.name, url=body.url)
         affiliate = repo.get_affiliate(conn, affiliate_id)
     assert affiliate is not None
-    return AffiliateOut.of(affiliate, private=True)
+    return AffiliateOut.of(affiliate, private=True, quality=who.role == OPERATOR)
 
 
 @router.post(

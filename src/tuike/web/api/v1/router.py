@@ -9,6 +9,7 @@ from tuike.web.api.v1 import (
     accounts,
     catalog,
     conversions,
+    directory,
     keys,
     ledger,
     platform,
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/api/v1")
 router.include_router(accounts.public)
 router.include_router(accounts.router)
 router.include_router(keys.router)
+router.include_router(directory.router)  # before catalog: /affiliates/{affiliate_id}
 router.include_router(catalog.router)
 router.include_router(promotion.router)
 router.include_router(conversions.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -18,6 +19,8 @@ from tuike.domain.catalog import (
     Program,
 )
 from tuike.domain.commission import plan_to_dict
+from tuike.domain.fraud.quality import QualityReason, reasons_seen_by
+from tuike.services.directory import Listing
 from tuike.services.keys import KeyInfo
 
 Money = str
@@ -199,6 +202,28 @@ class ChannelOut(BaseModel):
     url: str
 
 
+class QualityReasonOut(BaseModel):
+    code: str = Field(description="The quality rule that fired (docs/fraud-rules.md)")
+    weight: int = Field(description="Points it takes off the score")
+    evidence: str | None = Field(
+        description="What the job found; null when withheld (another merchant's program)"
+    )
+    program_id: int | None = Field(
+        None, description="The program the evidence comes from (null: none, or withheld)"
+    )
+    withheld: bool = Field(False, description="The evidence comes from another merchant's program")
+
+    @classmethod
+    def of(cls, r: QualityReason) -> QualityReasonOut:
+        return cls(
+            code=r.code,
+            weight=r.weight,
+            evidence=None if r.withheld else r.evidence,
+            program_id=r.program_id,
+            withheld=r.withheld,
+        )
+
+
 class AffiliateOut(BaseModel):
     id: int
     name: str
@@ -207,11 +232,28 @@ class AffiliateOut(BaseModel):
     timezone: str
     channels: list[ChannelOut]
     quality_score: int | None = Field(
-        None, description="Traffic quality 0-100 (100 is clean); null until first assessed"
+        None,
+        description="Traffic quality 0-100 (100 is clean); null until first assessed, and "
+        "always null for affiliate keys",
+    )
+    quality_reasons: list[QualityReasonOut] | None = Field(
+        None,
+        description="The rules behind quality_score, strongest first; null when none fired, "
+        "and for affiliate keys. A merchant reads the evidence of its own programs only.",
     )
 
     @classmethod
-    def of(cls, a: Affiliate, *, private: bool) -> AffiliateOut:
+    def of(
+        cls,
+        a: Affiliate,
+        *,
+        private: bool,
+        quality: bool,
+        programs: Collection[int] | None = None,
+    ) -> AffiliateOut:
+        """``quality``: the caller sees the score and its reasons (merchants, the operator;
+        never affiliates); ``programs``: the caller's programs (None: all, the operator)."""
+        reasons = reasons_seen_by(a.quality_reasons or (), programs) if quality else ()
         return cls(
             id=a.id,
             name=a.name,
@@ -219,7 +261,42 @@ class AffiliateOut(BaseModel):
             status=a.status,
             timezone=a.timezone,
             channels=[ChannelOut(id=c.id, kind=c.kind, name=c.name, url=c.url) for c in a.channels],
-            quality_score=a.quality_score,
+            quality_score=a.quality_score if quality else None,
+            quality_reasons=[QualityReasonOut.of(r) for r in reasons] or None,
+        )
+
+
+class DirectoryChannelOut(BaseModel):
+    kind: str = Field(description="website | sns | forum | im | blog | app")
+    host: str | None = Field(None, description="The host of a website or blog channel")
+
+
+class DirectoryEntryOut(BaseModel):
+    rank: int = Field(description="Place in this filtered list, 1 the best")
+    affiliate_id: int
+    name: str
+    channels: list[DirectoryChannelOut]
+    categories: list[str] = Field(description="Categories of the programs it is approved in")
+    quality_score: int | None = Field(description="Traffic quality 0-100; null: not assessed")
+    quality_flagged: bool
+    epc_band: str = Field(
+        description="EPC over the last 30 days against the network: top_10 | top_25 | "
+        "top_50 | bottom_50 | unrated (no clicks in a program that paid commission)"
+    )
+
+    @classmethod
+    def of(cls, listing: Listing) -> DirectoryEntryOut:
+        return cls(
+            rank=listing.rank,
+            affiliate_id=listing.affiliate_id,
+            name=listing.name,
+            channels=[
+                DirectoryChannelOut(kind=kind, host=host or None) for kind, host in listing.channels
+            ],
+            categories=list(listing.categories),
+            quality_score=listing.quality_score,
+            quality_flagged=listing.flagged,
+            epc_band=listing.band,
         )
 
 

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from factories.world import make_world
 from tuike.domain.tracking import ClickParams
+from tuike.services import conversion_requests, reports
 from tuike.services import conversions as conv
-from tuike.services import reports
 from tuike.services.clicks import (
     Resolved,
     UniqueFilter,
@@ -129,7 +129,7 @@ def bench(url: str, n: int) -> list[tuple[str, str, str]]:
     started = time.perf_counter()
     with db.write() as conn:
         for i in range(m):
-            req = conv.parse_request(
+            req = conversion_requests.parse_request(
                 {"order_id": f"B-{i}", "amount": "199.00", "click_id": records[i].id},
                 w.program,
                 now=now,

@@ -10,7 +10,8 @@ from tuike.domain.fraud.conversion import Thresholds
 from tuike.domain.tracking import ClickParams
 from tuike.services import ledger
 from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click, record_clicks
-from tuike.services.conversions import parse_request, record_conversion
+from tuike.services.conversion_requests import parse_request
+from tuike.services.conversions import record_conversion
 from tuike.services.screening import ScreenSettings
 
 # Clicks and reports come within milliseconds here: the rule ctit_too_short is off.

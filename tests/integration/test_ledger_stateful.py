@@ -30,7 +30,8 @@ from tuike.domain.tracking import ClickParams
 from tuike.services import catalog as svc
 from tuike.services import fx, ledger, payouts, settlement
 from tuike.services.clicks import Resolved, UniqueFilter, Visit, build_click, record_clicks
-from tuike.services.conversions import parse_request, record_conversion
+from tuike.services.conversion_requests import parse_request
+from tuike.services.conversions import record_conversion
 from tuike.storage import tables
 
 CNY = "CNY"

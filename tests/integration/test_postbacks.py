@@ -21,7 +21,7 @@ from factories.world import World, make_world
 from tuike.domain import postbacks as P
 from tuike.domain.errors import Conflict, InvalidField, NotFound
 from tuike.services import catalog as cat
-from tuike.services import conversions
+from tuike.services import conversion_queries, conversions
 from tuike.services import postbacks as svc
 from tuike.services.clock import utcnow
 from tuike.storage import postbacks as store
@@ -144,7 +144,7 @@ def test_each_conversion_event_queues_one_delivery(db, client, world):
     assert urlsplit(queued[0].url).path == "/sale"
     # Queueing the same conversion event again (a retried relay, say) adds nothing.
     with db.write() as conn:
-        row = conversions.get_conversion(conn, cid)
+        row = conversion_queries.get_conversion(conn, cid)
         first_event = conn.execute(
             select(t.conversion_events.c.id)
             .where(t.conversion_events.c.conversion_id == cid)

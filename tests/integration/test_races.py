@@ -19,7 +19,8 @@ from factories.http import bearer, click, count
 from factories.world import World, make_world
 from tuike.services import ledger
 from tuike.services.clock import utcnow
-from tuike.services.conversions import parse_request, record_conversion
+from tuike.services.conversion_requests import parse_request
+from tuike.services.conversions import record_conversion
 from tuike.storage import tables
 
 N = 32

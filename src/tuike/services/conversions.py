@@ -1,4 +1,7 @@
-"""Conversions: validate, attribute, compute the commission, store once, move the status.
+"""Conversions: attribute, screen, compute the commission, store once, move the status.
+
+Reports are validated first (``conversion_requests.parse_request``); reading them back is
+``conversion_queries``.
 
 One call is one transaction (the caller opens ``db.write()``). Idempotency rests on the
 unique key (program, event, order_id): a concurrent duplicate either finds the row or
@@ -7,10 +10,8 @@ loses the INSERT ... ON CONFLICT DO NOTHING race and then finds it.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from tuike.domain import attribution as attr
 from tuike.domain import ids
 from tuike.domain.catalog import Program
-from tuike.domain.commission import EVENT_KEY, Item, compute_commission
+from tuike.domain.commission import compute_commission
 from tuike.domain.errors import Conflict, InvalidField, NotFound
 from tuike.domain.lifecycle import (
     APPROVED,
@@ -29,13 +30,14 @@ from tuike.domain.lifecycle import (
     REJECTED,
     ConversionState,
     apply_status,
-    check_status,
     initial_commission,
 )
-from tuike.domain.money import check_currency, from_minor, parse_amount, to_minor
+from tuike.domain.money import from_minor, to_minor
 from tuike.domain.privacy import device_hash, hash_customer_id, ip_hash
 from tuike.services import funding, fx, ledger, postbacks, screening
 from tuike.services.clock import utcnow
+from tuike.services.conversion_queries import conversion_body
+from tuike.services.conversion_requests import ConversionRequest
 from tuike.storage import catalog as repo
 from tuike.storage import tables as t
 from tuike.storage.db import insert_ignore, upsert_add
@@ -78,30 +80,6 @@ _MOVE = (
         updated_at=bindparam("updated_at"),
     )
 )
-MAX_ITEMS = 200
-
-
-@dataclass(frozen=True, slots=True)
-class ConversionRequest:
-    """A validated conversion request."""
-
-    event: str
-    order_id: str
-    click_id: str | None
-    cookie_click_id: str | None
-    amount: Decimal
-    currency: str
-    status: str
-    refund_amount: Decimal | None
-    items: tuple[Item, ...]
-    coupon: str | None
-    customer_id: str | None
-    occurred_at: datetime | None
-    amount_given: bool = True
-    # The buyer's address, browser and device (fraud evidence, kept only as hashes).
-    ip: str | None = None
-    user_agent: str | None = None
-    device_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,141 +88,6 @@ class ConversionResult:
 
     http_status: int
     body: dict[str, Any]
-
-
-def _str_field(data: Mapping[str, Any], name: str, max_len: int, required: bool = False) -> str:
-    value = data.get(name)
-    if value is None or value == "":
-        if required:
-            raise InvalidField(name, "is required")
-        return ""
-    if not isinstance(value, str):
-        raise InvalidField(name, "must be a string")
-    value = value.strip()
-    if len(value) > max_len:
-        raise InvalidField(name, f"must be at most {max_len} characters")
-    if any(ord(ch) < 32 for ch in value):
-        raise InvalidField(name, "must not contain control characters")
-    return value
-
-
-def _parse_time(raw: Any, now: datetime, max_future: timedelta) -> datetime | None:
-    if raw in (None, ""):
-        return None
-    if not isinstance(raw, str):
-        raise InvalidField("occurred_at", "must be an ISO 8601 time with an offset")
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidField("occurred_at", f"{raw!r} is not an ISO 8601 time") from None
-    if value.tzinfo is None:
-        raise InvalidField("occurred_at", "must carry a UTC offset (e.g. +08:00 or Z)")
-    try:
-        value = value.astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:00:00-12:00
-        raise InvalidField("occurred_at", "lies too far in the future") from None
-    if value > now + max_future:
-        raise InvalidField("occurred_at", "lies too far in the future")
-    if value.year < 2000:
-        raise InvalidField("occurred_at", "lies too far in the past")
-    return value
-
-
-def parse_request(
-    data: Mapping[str, Any],
-    program: Program,
-    *,
-    now: datetime,
-    max_future: timedelta,
-    cookie_click_id: str | None = None,
-    client: tuple[str | None, str | None] | None = None,
-) -> ConversionRequest:
-    """Validate a conversion request's fields against a program (raises InvalidField).
-
-    ``client`` is the (address, user agent) of the browser that sent it (the pixel): it
-    replaces any ``ip`` and ``user_agent`` in ``data``.
-    """
-    event = _str_field(data, "event", 40) or "sale"
-    if not EVENT_KEY.match(event) or event not in program.plan.events():
-        raise InvalidField("event", f"unknown event {event!r} for this program")
-    order_id = _str_field(data, "order_id", 128, required=True)
-    currency = _str_field(data, "currency", 3) or program.currency
-    check_currency(currency)  # another currency is converted when recorded (services/fx)
-    raw_amount = data.get("amount")
-    amount = parse_amount("0" if raw_amount in (None, "") else raw_amount, currency, "amount")
-    status = _str_field(data, "status", 16) or PENDING
-    check_status(status)
-    refund_amount = None
-    if data.get("refund_amount") not in (None, ""):
-        refund_amount = parse_amount(data["refund_amount"], currency, "refund_amount")
-    click_id = _str_field(data, "click_id", 64) or None
-    if click_id is not None and not ids.is_ulid(click_id):
-        raise InvalidField("click_id", "is not a tuike click id")
-    items = _parse_items(data.get("items"), currency)
-    if client is not None:
-        ip, user_agent = (client[0] if _valid_ip(client[0]) else None), client[1]
-        user_agent = user_agent.strip()[:512] if user_agent else None
-    else:
-        ip = _str_field(data, "ip", 64) or None
-        if ip is not None and not _valid_ip(ip):
-            raise InvalidField("ip", "is not an IPv4 or IPv6 address")
-        user_agent = _str_field(data, "user_agent", 512) or None
-    return ConversionRequest(
-        event=event,
-        order_id=order_id,
-        click_id=click_id,
-        cookie_click_id=cookie_click_id
-        if cookie_click_id and ids.is_ulid(cookie_click_id)
-        else None,
-        amount=amount,
-        currency=currency,
-        status=status,
-        refund_amount=refund_amount,
-        items=items,
-        coupon=_str_field(data, "coupon", 64) or None,
-        customer_id=_str_field(data, "customer_id", 255) or None,
-        occurred_at=_parse_time(data.get("occurred_at"), now, max_future),
-        amount_given=raw_amount not in (None, ""),
-        ip=ip,
-        user_agent=user_agent,
-        device_id=_str_field(data, "device_id", 128) or None,
-    )
-
-
-def _valid_ip(value: str | None) -> bool:
-    try:
-        ipaddress.ip_address(value or "")
-    except ValueError:
-        return False
-    return True
-
-
-def _parse_items(raw: Any, currency: str) -> tuple[Item, ...]:
-    if raw in (None, ""):
-        return ()
-    if not isinstance(raw, list) or len(raw) > MAX_ITEMS:
-        raise InvalidField("items", f"must be a list of at most {MAX_ITEMS} items")
-    items = []
-    for i, entry in enumerate(raw):
-        where = f"items[{i}]"
-        if not isinstance(entry, Mapping):
-            raise InvalidField(where, "must be an object")
-        quantity = entry.get("quantity", 1)
-        if (
-            not isinstance(quantity, int)
-            or isinstance(quantity, bool)
-            or not 1 <= quantity <= 10**6
-        ):
-            raise InvalidField(f"{where}.quantity", "must be a whole number from 1")
-        items.append(
-            Item(
-                sku=_str_field(entry, "sku", 128) or f"#{i + 1}",
-                category=_str_field(entry, "category", 64),
-                amount=parse_amount(entry.get("amount"), currency, f"{where}.amount"),
-                quantity=quantity,
-            )
-        )
-    return tuple(items)
 
 
 def _click_ref(conn: Connection, click_id: str | None) -> tuple[attr.ClickRef | None, Any]:
@@ -280,41 +123,6 @@ def _memberships(
         return {}
     rows = conn.execute(_MEMBERS, {"program_id": program_id, "ids": sorted(candidates)})
     return {r.affiliate_id: (r.status, r.group) for r in rows}
-
-
-def _body(row: Any, *, duplicate: bool = False) -> dict[str, Any]:
-    body = {
-        "conversion_id": row.id,
-        "status": row.status,
-        "attributed": row.affiliate_id is not None,
-        "affiliate_id": row.affiliate_id,
-        "commission": str(from_minor(row.commission_minor, row.currency)),
-        "currency": row.currency,
-        "amount": str(from_minor(row.amount_minor, row.currency)),
-        "refunded_amount": str(from_minor(row.refunded_minor, row.currency)),
-        "event": row.event,
-        "order_id": row.order_id,
-        "attribution": row.attribution,
-        # Traffic quality (docs/fraud-rules.md): held = waiting for a review.
-        "fraud_score": getattr(row, "fraud_score", 0) or 0,
-        "held": bool(getattr(row, "needs_review", False)) and row.status == PENDING,
-    }
-    if getattr(row, "fee_rate_ppm", 0):
-        # The platform's service fee on this commission, its own line (docs/money.md).
-        fee = ledger.split_of(row).fee
-        body["service_fee"] = str(from_minor(fee, row.currency))
-        body["fee_mode"] = row.fee_mode
-    original = getattr(row, "original_currency", None)
-    if original:
-        # Reported in another currency: what was reported and the rate it was converted at.
-        body["reported"] = {
-            "currency": original,
-            "amount": str(from_minor(row.original_amount_minor, original)),
-            "fx_rate": row.fx_rate,
-        }
-    if duplicate:
-        body["duplicate"] = True
-    return body
 
 
 def _rollup_key(row: Any, status: str) -> dict[str, Any]:
@@ -453,7 +261,7 @@ def record_conversion(
         now=now,
     )
     funding.check(conn, program.merchant_id, row.currency, now)
-    return ConversionResult(201, _body(row))
+    return ConversionResult(201, conversion_body(row))
 
 
 def held_for_fraud(row: Any, program: Program) -> bool:
@@ -527,7 +335,7 @@ def _supersede(
     # (its affiliate, amount or fee terms may differ).
     ledger.post_replacement(conn, existing, row, program.merchant_id, now=now)
     funding.check(conn, program.merchant_id, row.currency, now)
-    return ConversionResult(200, _body(row))
+    return ConversionResult(200, conversion_body(row))
 
 
 def _new_values(
@@ -709,17 +517,17 @@ def _update_status(
 ) -> ConversionResult:
     if source == "pixel":
         # A browser can only report a sale, never move its status.
-        return ConversionResult(200, _body(row, duplicate=True))
+        return ConversionResult(200, conversion_body(row, duplicate=True))
     new = apply_status(_state(row), req.status, req.refund_amount)
     if new is None:
-        return ConversionResult(200, _body(row, duplicate=True))
+        return ConversionResult(200, conversion_body(row, duplicate=True))
     if new.status == APPROVED and held_for_fraud(row, program):
         # An automated approval is not a review (also for a twin that lost the race).
         raise Conflict(
             "the conversion is held for review by the fraud rules; release it "
             "(POST /api/v1/review/conversions/{id}/release) or reject it"
         )
-    return ConversionResult(200, _body(_apply(conn, row, new, source=source, now=now)))
+    return ConversionResult(200, conversion_body(_apply(conn, row, new, source=source, now=now)))
 
 
 def _recruiter(conn: Connection, affiliate_id: int | None) -> int | None:
@@ -866,105 +674,9 @@ def review_conversion(
     return _apply(conn, row, new, source=by, now=utcnow(), reason=reason)
 
 
-def get_conversion(conn: Connection, conversion_id: str, *, lock: bool = False) -> Any:
-    """Return a conversion row by id (``lock``: locked for update on PostgreSQL)."""
-    stmt = _BY_ID_LOCKED if lock and conn.dialect.name == "postgresql" else _BY_ID
-    return conn.execute(stmt, {"id": conversion_id}).first()
-
-
-def conversion_body(row: Any) -> dict[str, Any]:
-    """Return the public JSON form of a conversion row."""
-    return _body(row)
-
-
-def list_conversions(
-    conn: Connection,
-    *,
-    program_ids: Sequence[int] | None = None,
-    affiliate_id: int | None = None,
-    status: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Return recent conversions visible to a caller, newest first."""
-    stmt = select(t.conversions).order_by(t.conversions.c.id.desc()).limit(limit)
-    if program_ids is not None:
-        stmt = stmt.where(t.conversions.c.program_id.in_(list(program_ids)))
-    if affiliate_id is not None:
-        stmt = stmt.where(t.conversions.c.affiliate_id == affiliate_id)
-    if status is not None:
-        stmt = stmt.where(t.conversions.c.status == status)
-    return [_body(r) for r in conn.execute(stmt)]
-
-
-_LIST_COLUMNS = (
-    "id",
-    "program_id",
-    "affiliate_id",
-    "event",
-    "order_id",
-    "status",
-    "source",
-    "currency",
-    "amount_minor",
-    "commission_minor",
-    "occurred_at",
-    "attribution",
-)
-
-
-def search_conversions(
-    conn: Connection,
-    *,
-    program_ids: Sequence[int] | None = None,
-    affiliate_id: int | None = None,
-    status: str | None = None,
-    order_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before_id: str | None = None,
-    limit: int = 200,
-) -> list[dict[str, Any]]:
-    """Return conversions for the portals' lists, newest first, with decimal amounts;
-    ``before_id`` pages on (the ids older than the last one shown)."""
-    stmt = select(*(_c[name] for name in _LIST_COLUMNS)).order_by(_c.id.desc()).limit(limit)
-    if before_id:
-        stmt = stmt.where(_c.id < before_id)
-    if program_ids is not None:
-        stmt = stmt.where(_c.program_id.in_(list(program_ids)))
-    if affiliate_id is not None:
-        stmt = stmt.where(_c.affiliate_id == affiliate_id)
-    if status:
-        stmt = stmt.where(_c.status == status)
-    if order_id:
-        stmt = stmt.where(_c.order_id == order_id.strip())
-    if since is not None:
-        stmt = stmt.where(_c.occurred_at >= since)
-    if until is not None:
-        stmt = stmt.where(_c.occurred_at < until)
-    return [
-        {
-            "id": r.id,
-            "program_id": r.program_id,
-            "affiliate_id": r.affiliate_id,
-            "event": r.event,
-            "order_id": r.order_id,
-            "status": r.status,
-            "source": r.source,
-            "currency": r.currency,
-            "amount": from_minor(r.amount_minor, r.currency),
-            "commission": from_minor(r.commission_minor, r.currency),
-            "occurred_at": r.occurred_at,
-            "attribution": r.attribution,
-        }
-        for r in conn.execute(stmt)
-    ]
-
-
 __all__ = [
     "SOURCES",
-    "ConversionRequest",
     "ConversionResult",
     "approve_due_conversions",
-    "parse_request",
     "record_conversion",
 ]

@@ -25,7 +25,8 @@ from tuike.domain.tracking import ClickParams
 from tuike.services import catalog
 from tuike.services.clicks import Resolved
 from tuike.services.clock import utcnow
-from tuike.services.conversions import approve_due_conversions, parse_request, record_conversion
+from tuike.services.conversion_requests import parse_request
+from tuike.services.conversions import approve_due_conversions, record_conversion
 from tuike.services.demo_sales import Event, SalesPlanner, approval_runs, coupon_orders
 from tuike.services.demo_traffic import (
     NO_SUBS,

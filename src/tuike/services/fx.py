@@ -24,7 +24,7 @@ from tuike.services.clock import utcnow
 from tuike.storage import tables as t
 
 if TYPE_CHECKING:
-    from tuike.services.conversions import ConversionRequest
+    from tuike.services.conversion_requests import ConversionRequest
 
 
 @dataclass(frozen=True, slots=True)

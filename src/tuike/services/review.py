@@ -22,7 +22,7 @@ from tuike.domain import ids
 from tuike.domain.errors import Conflict, InvalidField, NotFound
 from tuike.domain.lifecycle import PENDING
 from tuike.domain.money import from_minor
-from tuike.services import audit, conversions
+from tuike.services import audit, conversion_queries, conversions
 from tuike.services.clock import utcnow
 from tuike.storage import tables as t
 
@@ -122,7 +122,7 @@ def _reason(reason: str, *, required: bool) -> str:
 
 
 def _held(conn: Connection, conversion_id: str, program_ids: Sequence[int] | None) -> Any:
-    row = conversions.get_conversion(conn, conversion_id, lock=True)
+    row = conversion_queries.get_conversion(conn, conversion_id, lock=True)
     if row is None or (program_ids is not None and row.program_id not in program_ids):
         raise NotFound("conversion")
     if row.status != PENDING or not row.needs_review:

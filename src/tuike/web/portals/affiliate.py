@@ -11,7 +11,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tuike.domain.errors import Conflict, InvalidField, NotFound
-from tuike.services import accounts, catalog, conversions, ledger, promotion, reports
+from tuike.services import (
+    accounts,
+    catalog,
+    conversion_queries,
+    ledger,
+    promotion,
+    reports,
+)
 from tuike.services.creatives import snippet_for
 from tuike.storage import catalog as repo
 from tuike.storage.reports import Scope
@@ -40,7 +47,7 @@ def dashboard_context(request: Request, user: Any) -> dict[str, Any]:
             conn, q, Scope(affiliate_id=user.owner_id), merchant_view=False
         )
         balances = ledger.balances(conn, "affiliate", user.owner_id)
-        latest = conversions.search_conversions(conn, affiliate_id=user.owner_id, limit=10)
+        latest = conversion_queries.search_conversions(conn, affiliate_id=user.owner_id, limit=10)
         news = promotion.announcements_for(conn, user.owner_id, limit=3)
         names = {p.id: p.name for p in repo.list_programs(conn)}
     return {

@@ -18,7 +18,17 @@ from tuike.domain.catalog import Program
 from tuike.domain.commission import plan_to_dict
 from tuike.domain.errors import Conflict, InvalidField, NotFound
 from tuike.domain.fraud.quality import reasons_seen_by
-from tuike.services import accounts, audit, catalog, conversions, keys, reports, users
+from tuike.services import (
+    accounts,
+    audit,
+    catalog,
+    conversion_queries,
+    conversion_requests,
+    conversions,
+    keys,
+    reports,
+    users,
+)
 from tuike.services.screening import ScreenSettings
 from tuike.storage import catalog as repo
 from tuike.storage.clicks import latest_click
@@ -281,7 +291,7 @@ def conversions_context(
         programs = {p.id: p for p in _programs(conn, user)}
         wanted = params.get("program", "")
         ids_ = [int(wanted)] if wanted.isdigit() and int(wanted) in programs else list(programs)
-        rows = conversions.search_conversions(
+        rows = conversion_queries.search_conversions(
             conn,
             program_ids=ids_,
             status=status if status in STATUSES else None,
@@ -378,7 +388,7 @@ async def review(request: Request, user: MerchantWriter) -> Response:
     with state.db.write() as conn:
         owned = {p.id for p in _programs(conn, user)}
         for conversion_id in chosen:
-            row = conversions.get_conversion(conn, conversion_id)
+            row = conversion_queries.get_conversion(conn, conversion_id)
             if row is None or row.program_id not in owned:
                 raise NotFound("conversion")
             conversions.review_conversion(conn, conversion_id, action, reason=reason, by="merchant")
@@ -480,7 +490,7 @@ def test_conversion(
     try:
         with state.db.write() as conn:
             program = _own_program(conn, user, program_id)
-            req = conversions.parse_request(
+            req = conversion_requests.parse_request(
                 {
                     "event": "sale"
                     if "sale" in program.plan.events()

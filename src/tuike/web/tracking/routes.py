@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from tuike.domain.errors import DomainError, InvalidField
+from tuike.services import conversion_requests
 from tuike.services import conversions as conv
 from tuike.services.clock import utcnow
 from tuike.services.keys import authenticate
@@ -79,7 +80,7 @@ def postback(request: Request, state: StateDep) -> JSONResponse:
                 return error_response(401, "signature missing or wrong", "sig")
         data = {k: v for k, v in query.items() if k not in ("key", "sig")}
         now = utcnow()
-        req = conv.parse_request(
+        req = conversion_requests.parse_request(
             data,
             program,
             now=now,
@@ -108,7 +109,7 @@ def pixel(request: Request, state: StateDep) -> Response:
                 raise InvalidField("program", "unknown program")
             data = {k: v for k, v in query.items() if k not in ("program",)}
             now = utcnow()
-            req = conv.parse_request(
+            req = conversion_requests.parse_request(
                 data,
                 program,
                 now=now,

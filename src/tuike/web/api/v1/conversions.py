@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from tuike.domain.access import AFFILIATE, Principal
 from tuike.domain.errors import Forbidden, NotFound
+from tuike.services import conversion_queries, conversion_requests
 from tuike.services import conversions as conv
 from tuike.services.clock import utcnow
 from tuike.services.screening import ScreenSettings
@@ -40,7 +41,7 @@ def record(body: ConversionIn, who: PrincipalDep, state: StateDep) -> JSONRespon
         if program is None:
             raise NotFound("program")
         now = utcnow()
-        req = conv.parse_request(
+        req = conversion_requests.parse_request(
             body.model_dump(exclude_none=True),
             program,
             now=now,
@@ -68,7 +69,7 @@ def list_conversions(
     """List the newest conversions visible to the caller."""
     with state.db.read() as conn:
         scope = report_scope(conn, who)
-        rows = conv.list_conversions(
+        rows = conversion_queries.list_conversions(
             conn,
             program_ids=scope.program_ids,
             affiliate_id=scope.affiliate_id,
@@ -92,7 +93,7 @@ def _for(who: Principal, body: dict) -> dict:
 def get_conversion(conversion_id: str, who: PrincipalDep, state: StateDep) -> dict:
     """Return one conversion visible to the caller."""
     with state.db.read() as conn:
-        row = conv.get_conversion(conn, conversion_id)
+        row = conversion_queries.get_conversion(conn, conversion_id)
         scope = report_scope(conn, who)
     if (
         row is None
@@ -100,4 +101,4 @@ def get_conversion(conversion_id: str, who: PrincipalDep, state: StateDep) -> di
         or (scope.affiliate_id is not None and row.affiliate_id != scope.affiliate_id)
     ):
         raise NotFound("conversion")
-    return _for(who, conv.conversion_body(row))
+    return _for(who, conversion_queries.conversion_body(row))

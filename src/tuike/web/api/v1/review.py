@@ -12,8 +12,7 @@ from sqlalchemy import Connection
 from tuike.domain import ids
 from tuike.domain.access import MERCHANT, OPERATOR, Principal
 from tuike.domain.errors import NotFound
-from tuike.services import conversions as conv
-from tuike.services import review
+from tuike.services import conversion_queries, review
 from tuike.storage import catalog as repo
 from tuike.web.api.v1.deps import PrincipalDep, StateDep
 from tuike.web.api.v1.idempotency import IdempotentRoute
@@ -131,7 +130,7 @@ def release(
             reason=body.reason if body else "",
             program_ids=scope,
         )
-        return conv.conversion_body(conv.get_conversion(conn, row.id))
+        return conversion_queries.conversion_body(conversion_queries.get_conversion(conn, row.id))
 
 
 @router.post(
@@ -151,4 +150,6 @@ def reject(conversion_id: str, body: ReviewIn, who: PrincipalDep, state: StateDe
             reason=body.reason,
             program_ids=scope,
         )
-        return conv.conversion_body(conv.get_conversion(conn, conversion_id))
+        return conversion_queries.conversion_body(
+            conversion_queries.get_conversion(conn, conversion_id)
+        )

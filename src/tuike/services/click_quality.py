@@ -221,7 +221,8 @@ class FarmWatch:
         self._memory = float(memory)
         self._max_models = max_models
         self._max = max_keys
-        self._seen: dict[int, list] = {}  # key -> [start, clicks, [models] or None]
+        # key -> (start, clicks, the models seen or None when more than max_models)
+        self._seen: dict[int, tuple[float, int, tuple[str, ...] | None]] = {}
         self.caught: dict[int, float] = {}  # key -> when it was caught
 
     def caught_ago(self, now: float, key: int) -> float | None:
@@ -234,21 +235,21 @@ class FarmWatch:
             return None
         return max(now - at, 0.0)
 
-    def observe(self, now: float, key: int, model: str) -> tuple[int, list[str] | None]:
+    def observe(self, now: float, key: int, model: str) -> tuple[int, tuple[str, ...] | None]:
         """Count a click naming ``model``; return the key's clicks and models (None: many)."""
         entry = self._seen.get(key)
         if entry is None or now - entry[0] >= self._window or now < entry[0]:
             if entry is None and len(self._seen) >= self._max:
                 self._seen = {}
-            entry = self._seen[key] = [now, 0, []]
-        entry[1] += 1
-        models = entry[2]
-        if models is not None and model not in models:
-            if len(models) >= self._max_models:
-                entry[2] = models = None
-            else:
-                models.append(model)
-        return entry[1], models
+            start, clicks, models = now, 1, (model,)
+        else:
+            start, clicks, models = entry[0], entry[1] + 1, entry[2]
+            if models is not None and model not in models:
+                models = None if len(models) >= self._max_models else (*models, model)
+        # Tuples of numbers and strings: the garbage collector stops tracking them, so a
+        # full table does not lengthen its collections (lists would stay tracked).
+        self._seen[key] = (start, clicks, models)
+        return clicks, models
 
     def catch(self, now: float, key: int) -> None:
         """Remember the key as a farm (from now on, for ``memory`` seconds)."""

@@ -2,8 +2,11 @@
 
 An affiliate signs up, joins a program, builds a link and the test clicks it; the merchant
 approves the affiliate, sends a test conversion from the integration page and approves it;
-the affiliate's dashboard shows the commission; both switch language. A screenshot of
-each main page goes to tests/e2e/artifacts/ (ignored by git) for review.
+the affiliate's dashboard shows the commission; both switch language. The fraud desk: a
+held conversion is released from the operator's review queue, a spam report is filed and
+upheld, and the merchant sees the affiliate's lowered quality score with its reason and
+the affiliate flagged in "Find affiliates". A screenshot of each main page goes to
+tests/e2e/artifacts/ (ignored by git) for review.
 """
 
 from __future__ import annotations
@@ -12,13 +15,21 @@ import io
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
+from factories.http import bearer
 from factories.portal import PASSWORD, make_user
+from factories.world import make_world
 from tuike.services import catalog as svc
+from tuike.storage import tables
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -190,6 +201,97 @@ def test_affiliate_and_merchant_run_the_whole_loop_in_the_browser(db, server, br
     op.goto(f"{base}/operator/audit")
     assert "conversions.approved" in op.content()
     shot(op, "operator-audit")
+
+
+def _sign_in(browser, base: str, email: str, home: str):
+    page = browser.new_context(locale="en-US").new_page()
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("form[data-testid=login-form] button")
+    page.wait_for_url(f"{base}{home}")
+    return page
+
+
+def test_the_fraud_desk_in_the_browser(db, server, browser, request):
+    tag = request.node.callspec.id
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = server.base_url
+
+    def shot(page, name: str) -> None:
+        page.screenshot(path=str(ARTIFACTS / f"{tag}-fraud-{name}.png"), full_page=True)
+
+    w = make_world(db)
+    make_user(db, "merchant", w.merchant_id, "boss@example.com")
+    make_user(db, "operator", None, "op@example.com")
+    link = f"{base}/c/{w.link.code}"
+    with db.read() as conn:
+        names = dict(conn.execute(select(tables.affiliates.c.id, tables.affiliates.c.name)).all())
+    spammer, other = names[w.affiliate_id], names[w.other_affiliate_id]
+    # A click, and the sale reported at once after it: faster than a person buys (the
+    # server runs with the default thresholds), so it is held.
+    r = httpx.get(link, headers={"user-agent": PHONE})
+    click_id = parse_qs(urlsplit(r.headers["location"]).query)["tk_click"][0]
+    body = {"order_id": "INJ-1", "amount": "199.00", "click_id": click_id}
+    r = httpx.post(f"{base}/api/v1/conversions", json=body, headers=bearer(w.program_key))
+    assert r.status_code == 201 and r.json()["held"] is True, r.text
+
+    # Someone reports the link, spammed into a chat group; no account needed.
+    visitor = browser.new_context(locale="en-US").new_page()
+    visitor.goto(f"{base}/report-abuse")
+    visitor.fill("#link", link)
+    visitor.select_option("#kind", "group_spam")
+    visitor.fill("#where_url", "数码好物群")
+    visitor.fill("#description", "Posted forty times in an hour")
+    visitor.click("form[data-testid=abuse-form] button")
+    visitor.wait_for_selector("[data-testid=filed]")
+    shot(visitor, "report-abuse")
+
+    # The operator reviews the held sale, with its evidence, and releases it …
+    op = _sign_in(browser, base, "op@example.com", "/operator")
+    op.goto(f"{base}/operator/review")
+    held = op.locator('tr[data-order="INJ-1"]')
+    assert "after its click (under 5.0 s)" in held.locator("[data-testid=reasons]").inner_text()
+    shot(op, "review")
+    held.locator("input[name=reason]").fill("Known customer, phoned the shop")
+    held.locator("button[value=release]").click()
+    op.wait_for_load_state()
+    assert op.locator('tr[data-order="INJ-1"]').count() == 0
+    # … and upholds the report.
+    op.goto(f"{base}/operator/abuse")
+    report = op.locator("[data-testid=reports] tr[data-report]").first
+    assert spammer in report.inner_text()
+    report.locator("input[name=reason]").fill("Seen in the group")
+    report.locator("button[value=upheld]").click()
+    op.wait_for_load_state()
+    shot(op, "abuse")
+    op.goto(f"{base}/operator/abuse?status=upheld")
+    assert "Seen in the group" in op.locator("[data-testid=reports]").inner_text()
+
+    # The quality job runs; the merchant sees the score, why, and the flag.
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "tuike"), "fraud", "quality"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    boss = _sign_in(browser, base, "boss@example.com", "/merchant")
+    assert f"affiliate {w.affiliate_id}: quality 70" in done.stdout
+    boss.goto(f"{base}/merchant/affiliates?status=approved")
+    quality = boss.locator(f'tr[data-affiliate="{spammer}"] [data-testid=quality]').first
+    assert quality.locator(".badge").inner_text() == "70"
+    quality.locator("summary").click()
+    assert "1 upheld and 0 open abuse reports" in quality.inner_text()
+    shot(boss, "merchant-affiliates")
+    boss.click("a[data-testid=discover]")
+    boss.wait_for_url(f"{base}/merchant/affiliates/discover")
+    flagged = boss.locator(f'tr[data-affiliate="{spammer}"]')
+    assert flagged.get_attribute("data-flagged") == "1"
+    assert boss.locator(f'tr[data-affiliate="{other}"]').get_attribute("data-flagged") is None
+    shot(boss, "discover")
 
 
 def teardown_module() -> None:
